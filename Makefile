@@ -1,0 +1,73 @@
+# One-command set-up, tests and demo. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+AIRFLOW_VENV := .venv-airflow
+JARS_DIR := .cache/jars
+LAKEHOUSE := .cache/lakehouse
+DELTA_VERSION := 4.0.1
+DELTA_ARTIFACTS := io.delta:delta-spark_2.13:$(DELTA_VERSION) io.delta:delta-storage:$(DELTA_VERSION)
+MVN_DEPENDENCY := org.apache.maven.plugins:maven-dependency-plugin:3.8.1
+AIRFLOW_REQUIREMENTS := apache-airflow==3.3.2 apache-airflow-providers-apache-spark==6.3.4
+PYTEST_ARGS ?=
+DEMO_DIR ?= demo_out
+
+# Spark binds to loopback (the hostname resolves elsewhere) and runs the venv's Python.
+export SPARK_LOCAL_IP := 127.0.0.1
+export PYSPARK_PYTHON := $(CURDIR)/$(VENV)/bin/python
+export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+JOB_STAMP := $(VENV)/.installed
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
+JARS_STAMP := $(JARS_DIR)/.fetched
+SPARK_DEFAULTS := $(VENV)/lib/python3.11/site-packages/pyspark/conf/spark-defaults.conf
+
+.PHONY: help setup test test-all demo lint clean
+help:
+	@echo "make setup     create .venv (jobs), .venv-airflow (scheduler), fetch Delta jars"
+	@echo "make test      setup, then the default test suite (slow tests excluded)"
+	@echo "make test-all  setup, then every test, slow ones included"
+	@echo "make demo      setup, then the pipeline on sample data (local Spark + Delta)"
+	@echo "make lint      ruff over the code"
+
+setup: $(JOB_STAMP) $(AIRFLOW_STAMP) $(JARS_STAMP) $(SPARK_DEFAULTS)
+
+$(JOB_STAMP): setup.cfg pyproject.toml constraints/job.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -c constraints/job.txt -e '.[test,dev]'
+	touch $@
+
+# Airflow's tree (pandas 3, pyarrow >= 18, pyspark-client) conflicts with the job stack.
+$(AIRFLOW_STAMP): constraints/airflow.txt
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/pip install --quiet -c constraints/airflow.txt $(AIRFLOW_REQUIREMENTS)
+	touch $@
+
+$(JARS_STAMP):
+	mkdir -p $(JARS_DIR)
+	for artifact in $(DELTA_ARTIFACTS); do \
+	  mvn --batch-mode --quiet $(MVN_DEPENDENCY):copy -Dartifact=$$artifact \
+	      -DoutputDirectory=$(JARS_DIR) || exit 1; \
+	done
+	touch $@
+
+$(SPARK_DEFAULTS): $(JOB_STAMP) $(JARS_STAMP) notellm2_udf/spark_session.py
+	$(VENV)/bin/notellm2 spark-defaults --jars-dir $(JARS_DIR) --lakehouse $(LAKEHOUSE) --write
+
+test: setup
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+demo: setup
+	bash scripts/demo.sh $(DEMO_DIR)
+
+lint: $(JOB_STAMP)
+	$(VENV)/bin/ruff check notellm2_udf schemas jobs airflow_dags tests benchmarks
+
+clean:
+	rm -rf $(DEMO_DIR) $(LAKEHOUSE) .pytest_cache

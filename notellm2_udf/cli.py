@@ -1,0 +1,98 @@
+"""`notellm2`: the project's console command.
+
+    notellm2 sample-data --out DIR --start-date D --days N --notes-per-day M [--seed S]
+    notellm2 init-model (--tiny-random | --llm DIR --vision DIR) --out DIR [--fusion F] [--seed S]
+    notellm2 spark-defaults --jars-dir DIR --lakehouse DIR [--write]
+
+Heavy modules (Spark, torch) are imported by the subcommand that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="notellm2", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sample = commands.add_parser("sample-data", help="write synthetic notes and related pairs")
+    sample.add_argument("--out", required=True, type=Path, help="directory for the tables")
+    sample.add_argument("--start-date", required=True, type=date.fromisoformat,
+                        help="first day, yyyy-MM-dd")
+    sample.add_argument("--days", required=True, type=int)
+    sample.add_argument("--notes-per-day", required=True, type=int)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--no-register", dest="register", action="store_false",
+                        help="do not register notellm2.notes / notellm2.related_pairs")
+    sample.set_defaults(run=_run_sample_data)
+
+    init = commands.add_parser("init-model", help="compose an untrained NoteLLM-2 checkpoint")
+    from notellm2_udf.init_model import add_init_model_arguments, run_init_model
+
+    add_init_model_arguments(init)
+    init.set_defaults(run=run_init_model)
+
+    defaults = commands.add_parser(
+        "spark-defaults", help="print (or --write) spark-defaults.conf for this venv")
+    defaults.add_argument("--jars-dir", required=True, type=Path,
+                          help="directory holding the Delta Lake jars")
+    defaults.add_argument("--lakehouse", required=True, type=Path,
+                          help="directory for the warehouse and the embedded metastore")
+    defaults.add_argument("--write", action="store_true",
+                          help="write it where spark-submit reads it instead of printing")
+    defaults.set_defaults(run=_run_spark_defaults)
+    return parser
+
+
+def _run_sample_data(args: argparse.Namespace) -> int:
+    from notellm2_udf.sample_data import SampleSpec
+    from notellm2_udf.sample_tables import write_sample_tables
+    from notellm2_udf.spark_session import SparkSettings, build_spark_session
+
+    try:
+        spec = SampleSpec(args.start_date, args.days, args.notes_per_day, args.seed)
+    except ValueError as err:
+        print(f"notellm2 sample-data: {err}", file=sys.stderr)
+        return 2
+    spark = build_spark_session(SparkSettings(app_name="notellm2-sample-data"))
+    summary = write_sample_tables(spark, spec, args.out, register=args.register)
+    print(summary)
+    return 0
+
+
+def _run_spark_defaults(args: argparse.Namespace) -> int:
+    from notellm2_udf.spark_session import (
+        format_spark_defaults,
+        local_spark_defaults,
+        spark_conf_dir,
+    )
+
+    jars = sorted(args.jars_dir.glob("*.jar"))
+    if not jars:
+        print(f"notellm2 spark-defaults: no jars in {args.jars_dir}", file=sys.stderr)
+        return 2
+    text = format_spark_defaults(local_spark_defaults(jars, args.lakehouse, sys.executable))
+    if not args.write:
+        print(text, end="")
+        return 0
+    args.lakehouse.mkdir(parents=True, exist_ok=True)
+    target = spark_conf_dir() / "spark-defaults.conf"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    print(f"wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

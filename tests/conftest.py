@@ -1,0 +1,50 @@
+"""Session-wide fixtures: one SparkSession (Delta + Hive catalog) for the whole test run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def lakehouse_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Warehouse + embedded metastore of the test session (never the user's own)."""
+    return tmp_path_factory.mktemp("lakehouse")
+
+
+@pytest.fixture(scope="session")
+def spark(lakehouse_dir: Path):
+    from notellm2_udf.spark_session import SparkSettings, build_spark_session, metastore_conf
+
+    overrides = {
+        **metastore_conf(lakehouse_dir),
+        "spark.sql.shuffle.partitions": "4",
+        "spark.default.parallelism": "2",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.databricks.delta.snapshotPartitions": "2",
+    }
+    session = build_spark_session(
+        SparkSettings(app_name="notellm2-tests", master="local[2]", overrides=overrides)
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_submit() -> Path:
+    """The job venv's spark-submit (jobs are tested the way users run them)."""
+    path = Path(sys.executable).parent / "spark-submit"
+    if not path.exists():
+        path = Path(shutil.which("spark-submit") or "spark-submit")
+    return path
