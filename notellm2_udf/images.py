@@ -1,0 +1,88 @@
+"""Decoding untrusted note images into RGB PIL images, refusing bombs and broken data."""
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP")
+_WHITE = (255, 255, 255)
+
+
+class ImageDecodeError(ValueError):
+    """An image that was present but refused; `reason` is a short human-readable cause."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def decode_image(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    allowed_formats: tuple[str, ...] = DEFAULT_FORMATS,
+    draft_size: int | None = None,
+) -> Image.Image:
+    """Decodes encoded image bytes to an RGB image (the first frame of an animation).
+
+    The width x height in the header is checked against `max_pixels` before any pixel is
+    decoded, and Pillow's own DecompressionBombWarning is an error. With `draft_size`, JPEGs
+    are decoded at the smallest DCT scale that keeps both sides >= draft_size (up to 8x fewer
+    pixels to decode; the processor resizes to the ViT's size anyway).
+    Raises ImageDecodeError for empty, unknown or disallowed formats, bombs and corrupt data.
+    """
+    if not data:
+        raise ImageDecodeError("empty image bytes")
+    # Not thread-safe on Python 3.11 (warning filters are global): call from one thread.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data), formats=list(allowed_formats))
+        except UnidentifiedImageError:
+            raise ImageDecodeError(f"unknown format or not one of {list(allowed_formats)}") from None
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+            raise ImageDecodeError(f"decompression bomb: {err}") from None
+        except (OSError, SyntaxError, ValueError) as err:
+            raise ImageDecodeError(f"unreadable header: {err}") from None
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageDecodeError(f"too many pixels: {width}x{height} > {max_pixels}")
+        if width == 0 or height == 0:
+            raise ImageDecodeError(f"empty image: {width}x{height}")
+        try:
+            if draft_size is not None and image.format == "JPEG":
+                image.draft("RGB", (draft_size, draft_size))
+            image.load()
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+            raise ImageDecodeError(f"decompression bomb: {err}") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as err:
+            raise ImageDecodeError(f"corrupt or truncated image: {err}") from None
+    return to_rgb(image)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> RGB; transparency is composited on white, 16/32-bit is rescaled."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        image = _to_8bit_gray(image)
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, _WHITE + (255,))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode != "RGB":
+        return image.convert("RGB")
+    return image
+
+
+def _to_8bit_gray(image: Image.Image) -> Image.Image:
+    # Pillow's convert("L") clips 16-bit values at 255 instead of scaling them. 32-bit "I"
+    # and "F" have no fixed range: those above 255 are taken as 16-bit or scaled to their peak.
+    values = np.asarray(image, dtype=np.float64)
+    peak = values.max(initial=0.0)
+    if image.mode.startswith("I;16") or 255 < peak <= 65535:
+        values = values * (255.0 / 65535.0)
+    elif peak > 65535:
+        values = values * (255.0 / peak)
+    return Image.fromarray(np.clip(values, 0, 255).round().astype(np.uint8), mode="L")
