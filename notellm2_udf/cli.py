@@ -10,23 +10,44 @@ Heavy modules (Spark, torch) are imported by the subcommand that needs them.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from datetime import date
 from pathlib import Path
 from typing import Sequence
 
 
+# name -> (help, module holding the command, its add-arguments function, its run function).
+# Only the chosen command's module is imported, so `notellm2 sample-data` never loads torch.
+_COMMANDS = {
+    "sample-data": ("write synthetic notes and related pairs",
+                    "notellm2_udf.cli", "add_sample_data_arguments", "_run_sample_data"),
+    "init-model": ("compose an untrained NoteLLM-2 checkpoint",
+                   "notellm2_udf.init_model", "add_init_model_arguments", "run_init_model"),
+    "spark-defaults": ("print (or --write) spark-defaults.conf for this venv",
+                       "notellm2_udf.cli", "add_spark_defaults_arguments", "_run_spark_defaults"),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _build_parser(argv[0] if argv else None).parse_args(argv)
     return args.run(args)
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(chosen: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="notellm2", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, module_name, add_arguments, run) in _COMMANDS.items():
+        command = commands.add_parser(name, help=help_text)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            getattr(module, add_arguments)(command)
+            command.set_defaults(run=getattr(module, run))
+    return parser
 
-    sample = commands.add_parser("sample-data", help="write synthetic notes and related pairs")
+
+def add_sample_data_arguments(sample: argparse.ArgumentParser) -> None:
     sample.add_argument("--out", required=True, type=Path, help="directory for the tables")
     sample.add_argument("--start-date", required=True, type=date.fromisoformat,
                         help="first day, yyyy-MM-dd")
@@ -35,24 +56,15 @@ def _build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--no-register", dest="register", action="store_false",
                         help="do not register notellm2.notes / notellm2.related_pairs")
-    sample.set_defaults(run=_run_sample_data)
 
-    init = commands.add_parser("init-model", help="compose an untrained NoteLLM-2 checkpoint")
-    from notellm2_udf.init_model import add_init_model_arguments, run_init_model
 
-    add_init_model_arguments(init)
-    init.set_defaults(run=run_init_model)
-
-    defaults = commands.add_parser(
-        "spark-defaults", help="print (or --write) spark-defaults.conf for this venv")
+def add_spark_defaults_arguments(defaults: argparse.ArgumentParser) -> None:
     defaults.add_argument("--jars-dir", required=True, type=Path,
                           help="directory holding the Delta Lake jars")
     defaults.add_argument("--lakehouse", required=True, type=Path,
                           help="directory for the warehouse and the embedded metastore")
     defaults.add_argument("--write", action="store_true",
                           help="write it where spark-submit reads it instead of printing")
-    defaults.set_defaults(run=_run_spark_defaults)
-    return parser
 
 
 def _run_sample_data(args: argparse.Namespace) -> int:
