@@ -2,7 +2,10 @@
 
 from transformers import AutoConfig, Blip2QFormerConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
-from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+)
 
 FUSIONS = ("basic", "micl", "late_only", "micl_late")
 PROMPT_LANGUAGES = ("en", "zh")
@@ -80,7 +83,9 @@ class NoteLLM2Config(PreTrainedConfig):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.text_config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        text_type = self.text_config.model_type
+        # BERT-likes also have a causal-LM head class; they are encoders all the same.
+        if text_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or text_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
             raise ValueError(
                 f"text_config must be a decoder-only LLM config, got model_type "
                 f"{self.text_config.model_type!r}"

@@ -46,7 +46,7 @@ def decode_image(
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
             raise ImageDecodeError(f"decompression bomb: {err}") from None
         except (OSError, SyntaxError, ValueError) as err:
-            raise ImageDecodeError(f"unreadable header: {err}") from None
+            raise ImageDecodeError(f"corrupt or truncated header: {err}") from None
         width, height = image.size
         if width * height > max_pixels:
             raise ImageDecodeError(f"too many pixels: {width}x{height} > {max_pixels}")

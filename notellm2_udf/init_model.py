@@ -50,13 +50,14 @@ def init_new_token_embeddings(language_model, token_ids: list[int], existing_tok
     """Sets the input embeddings of `token_ids` to the mean of the first `existing_tokens` rows
     (the LLM's own vocabulary), growing the matrix when the ids fall outside it."""
     embeddings = language_model.get_input_embeddings()
+    # A tokenizer may count tokens the matrix lacks (Qwen2's adds <|endoftext|> on load).
+    existing_rows = min(existing_tokens, embeddings.num_embeddings)
+    mean = embeddings.weight[:existing_rows].float().mean(dim=0)
     if max(token_ids) >= embeddings.num_embeddings:
-        # mean_resizing=False: the rows are overwritten below with the plain mean.
+        # mean_resizing=False: the new rows are overwritten with the plain mean right after.
         language_model.resize_token_embeddings(max(token_ids) + 1, mean_resizing=False)
         embeddings = language_model.get_input_embeddings()
-    existing = embeddings.weight[: min(existing_tokens, embeddings.num_embeddings)]
-    mean = existing.float().mean(dim=0).to(existing.dtype)
-    embeddings.weight[torch.as_tensor(sorted(set(token_ids)))] = mean
+    embeddings.weight[torch.as_tensor(sorted(set(token_ids)))] = mean.to(embeddings.weight.dtype)
 
 
 def compose_tiny_random(fusion: str = "micl_late", seed: int = 0):

@@ -37,11 +37,15 @@ class NoteLLM2PreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
 
     def _init_weights(self, module):
+        # Children are initialised before their parent, and an initialised tensor is never
+        # initialised twice: the gate's own Linear must get the paper's xavier-normal init.
+        late_fusion = getattr(self, "late_fusion", None)
+        if late_fusion is not None and module is late_fusion.gate:
+            init.xavier_normal_(module.weight)
+            return
         super()._init_weights(module)
         std = self.config.initializer_range
-        if isinstance(module, LateFusion):
-            init.xavier_normal_(module.gate.weight)
-        elif isinstance(module, QFormerConnector):
+        if isinstance(module, QFormerConnector):
             init.normal_(module.query_tokens, std=std)
         elif isinstance(module, NoteLLM2Model):
             init.normal_(module.no_image_embedding, std=std)

@@ -86,7 +86,6 @@ def save_tiny_vision(directory, family: str) -> None:
 def test_compose_from_local_hugging_face_checkpoints(tmp_path, llm, vision):
     save_tiny_llm(tmp_path / "llm", llm)
     save_tiny_vision(tmp_path / "vision", vision)
-    source = torch.load if False else None  # noqa: F841 -- nothing is ever unpickled
     model, processor = compose_from_pretrained(str(tmp_path / "llm"), str(tmp_path / "vision"), seed=0)
 
     config = model.config
