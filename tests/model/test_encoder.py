@@ -1,0 +1,87 @@
+import numpy as np
+import pandas as pd
+
+from notellm2_udf import Encoder
+from notellm2_udf.encoder import EncodeResult, token_budget_batches
+from tests.model.factories import image_bytes, mixed_notes, notes_frame
+
+
+def test_token_budget_batches_cover_every_row_once_longest_first():
+    lengths = np.array([30, 120, 45, 120, 10, 80, 300])
+    batches = token_budget_batches(lengths, batch_tokens=250)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(7))
+    assert [b.tolist() for b in batches] == [[6], [1, 3], [5, 2, 0], [4]]
+    for batch in batches[1:]:
+        assert len(batch) * lengths[batch].max() <= 250
+
+
+def test_encode_returns_float32_unit_vectors_in_input_order(tiny_encoder):
+    notes = mixed_notes()
+    embeddings, visual = tiny_encoder.encode(notes)
+    assert embeddings.shape == visual.shape == (8, 64)
+    assert embeddings.dtype == visual.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-5)
+    # Reversing the input reverses the output: order is restored after length sorting.
+    reversed_embeddings, _ = tiny_encoder.encode(notes.iloc[::-1].reset_index(drop=True))
+    np.testing.assert_allclose(reversed_embeddings[::-1], embeddings, atol=1e-5)
+
+
+def test_a_notes_embedding_does_not_depend_on_its_batch(tiny_checkpoint):
+    notes = mixed_notes()
+    together = Encoder(tiny_checkpoint, device="cpu", batch_tokens=100_000).encode(notes)
+    one_by_one = Encoder(tiny_checkpoint, device="cpu", batch_tokens=1)
+    alone = [one_by_one.encode(notes.iloc[[i]]) for i in range(len(notes))]
+    np.testing.assert_allclose(np.concatenate([a[0] for a in alone]), together[0], atol=1e-5)
+    np.testing.assert_allclose(np.concatenate([a[1] for a in alone]), together[1], atol=1e-5)
+
+
+def test_encoding_is_deterministic_on_cpu(tiny_encoder):
+    first, second = tiny_encoder.encode(mixed_notes()), tiny_encoder.encode(mixed_notes())
+    assert np.array_equal(first[0], second[0]) and np.array_equal(first[1], second[1])
+
+
+def test_small_chunks_give_the_same_result(tiny_checkpoint, tiny_encoder):
+    chunked = Encoder(tiny_checkpoint, device="cpu", chunk_rows=3).encode(mixed_notes())
+    np.testing.assert_allclose(chunked[0], tiny_encoder.encode(mixed_notes())[0], atol=1e-5)
+
+
+def test_encode_detailed_flags_missing_modalities(tiny_checkpoint):
+    notes = notes_frame([
+        {"title": "fine", "image": image_bytes(1)},
+        {"title": "broken image", "image": image_bytes(9, size=(64, 64))[:200]},
+        {"title": "", "content": None, "topics": None, "image": None},
+        {"title": "", "content": "", "image": image_bytes(2)},
+        {"title": "huge", "image": image_bytes(3, size=(400, 300))},
+    ])
+    encoder = Encoder(tiny_checkpoint, device="cpu", max_image_pixels=100_000)
+    result = encoder.encode_detailed(notes)
+    assert isinstance(result, EncodeResult)
+    assert result.image_ok.tolist() == [True, False, False, True, False]
+    assert result.text_ok.tolist() == [True, True, False, False, True]
+    assert result.has_content.tolist() == [True, True, False, True, True]
+    assert result.image_error[0] is None and result.image_error[2] is None
+    assert result.image_error[1].startswith("corrupt or truncated")
+    assert result.image_error[4] == "too many pixels: 400x300 > 100000"
+    # No content: zero vectors (the Spark job turns them into error rows).
+    assert not result.embeddings[2].any() and not result.visual_embeddings[2].any()
+    np.testing.assert_allclose(np.linalg.norm(result.embeddings[[0, 1, 3, 4]], axis=1), 1, atol=1e-5)
+    # Rows without a usable image share the no-image visual embedding.
+    np.testing.assert_allclose(result.visual_embeddings[1], result.visual_embeddings[4], atol=1e-6)
+
+
+def test_encoder_exposes_version_and_device(tiny_encoder, tiny_checkpoint):
+    from notellm2_udf.checkpoint import model_version
+
+    assert tiny_encoder.model_version == model_version(tiny_checkpoint)
+    assert tiny_encoder.device.type == "cpu"
+
+
+def test_empty_frame(tiny_encoder):
+    result = tiny_encoder.encode_detailed(notes_frame([]))
+    assert result.embeddings.shape == (0, 64) and result.image_error == []
+
+
+def test_topics_as_numpy_arrays_like_arrow_gives_the_same_as_lists(tiny_encoder):
+    as_list = notes_frame([{"title": "t", "topics": ["a", "b"]}])
+    as_array = as_list.assign(topics=pd.Series([np.array(["a", "b"], dtype=object)]))
+    np.testing.assert_array_equal(tiny_encoder.encode(as_list)[0], tiny_encoder.encode(as_array)[0])
