@@ -85,6 +85,7 @@ def _run_sample_data(args: argparse.Namespace) -> int:
 
 def _run_spark_defaults(args: argparse.Namespace) -> int:
     from notellm2_udf.spark_session import (
+        LOCAL_LOG4J2_PROPERTIES,
         format_spark_defaults,
         local_spark_defaults,
         spark_conf_dir,
@@ -102,7 +103,8 @@ def _run_spark_defaults(args: argparse.Namespace) -> int:
     target = spark_conf_dir() / "spark-defaults.conf"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
-    print(f"wrote {target}")
+    (target.parent / "log4j2.properties").write_text(LOCAL_LOG4J2_PROPERTIES)
+    print(f"wrote {target} and log4j2.properties beside it")
     return 0
 
 

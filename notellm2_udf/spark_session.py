@@ -124,7 +124,33 @@ def local_spark_defaults(jars: list[Path], lakehouse_dir: Path, python: str) -> 
         **metastore_conf(lakehouse_dir),
         "spark.pyspark.python": python,
         "spark.pyspark.driver.python": python,
+        # Two cores, small tables: Spark's cluster-sized defaults only add empty tasks.
+        "spark.sql.shuffle.partitions": "8",
+        "spark.databricks.delta.snapshotPartitions": "4",
     }
+
+
+# Spark's own default logs every metastore and Hadoop warning of a one-machine install;
+# keep warnings of our jobs and errors of everything else.
+LOCAL_LOG4J2_PROPERTIES = """\
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+logger.quiet_hive.name = org.apache.hadoop.hive
+logger.quiet_hive.level = error
+logger.quiet_catalog.name = org.apache.spark.sql.hive
+logger.quiet_catalog.level = error
+logger.quiet_native.name = org.apache.hadoop.util.NativeCodeLoader
+logger.quiet_native.level = error
+logger.quiet_tasks.name = org.apache.spark.scheduler.TaskSetManager
+logger.quiet_tasks.level = error
+logger.quiet_strings.name = org.apache.spark.sql.catalyst.util.SparkStringUtils
+logger.quiet_strings.level = error
+"""
 
 
 def metastore_conf(lakehouse_dir: Path) -> dict[str, str]:
