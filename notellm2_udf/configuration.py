@@ -1,5 +1,7 @@
 """NoteLLM-2 configuration: vision tower + Q-Former + decoder LLM sub-configs and the prompt."""
 
+from typing import ClassVar
+
 from transformers import AutoConfig, Blip2QFormerConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 from transformers.models.auto.modeling_auto import (
@@ -35,7 +37,7 @@ class NoteLLM2Config(PreTrainedConfig):
     """
 
     model_type = "notellm2"
-    sub_configs_defaults = {
+    sub_configs_defaults: ClassVar[dict[str, SubConfigSpec]] = {
         # CLIP ViT-B/16 at 224 px, the paper's vision encoder.
         "vision_config": SubConfigSpec(
             config_class=AutoConfig,

@@ -24,7 +24,12 @@ from transformers.models.auto.modeling_auto import MODEL_MAPPING
 from notellm2_udf.checkpoint import save_checkpoint
 from notellm2_udf.configuration import FUSIONS, NoteLLM2Config
 from notellm2_udf.modeling import NoteLLM2Model
-from notellm2_udf.processor import IMAGE_EMBEDDING_TOKEN, IMAGE_TOKEN, PAD_TOKEN, NoteLLM2Processor
+from notellm2_udf.processor import (
+    IMAGE_EMBEDDING_TOKEN,
+    IMAGE_TOKEN,
+    PAD_TOKEN,
+    NoteLLM2Processor,
+)
 from notellm2_udf.tokenizer_tiny import build_tiny_tokenizer
 
 TINY_IMAGE_SIZE = 32

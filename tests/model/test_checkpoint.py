@@ -15,7 +15,11 @@ from transformers import (
 )
 
 from notellm2_udf.checkpoint import load_checkpoint, model_version, save_checkpoint
-from notellm2_udf.init_model import add_init_model_arguments, compose_from_pretrained, run_init_model
+from notellm2_udf.init_model import (
+    add_init_model_arguments,
+    compose_from_pretrained,
+    run_init_model,
+)
 from notellm2_udf.tokenizer_tiny import build_tiny_tokenizer
 from tests.model.factories import mixed_notes
 
@@ -64,8 +68,8 @@ def test_init_model_cli_functions(tmp_path, capsys):
 
 def save_tiny_llm(directory, family: str) -> None:
     """A tiny random Hugging Face causal LM checkpoint with the byte tokenizer."""
-    common = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, vocab_size=256, max_position_embeddings=512)
+    common = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                  "num_key_value_heads": 2, "vocab_size": 256, "max_position_embeddings": 512}
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(Qwen2Config(**common)) if family == "qwen2" else LlamaModel(LlamaConfig(**common))
     model.save_pretrained(directory)
@@ -73,8 +77,8 @@ def save_tiny_llm(directory, family: str) -> None:
 
 
 def save_tiny_vision(directory, family: str) -> None:
-    common = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
-                  image_size=32, patch_size=8)
+    common = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
+                  "image_size": 32, "patch_size": 8}
     torch.manual_seed(0)
     if family == "clip":
         CLIPVisionModel(CLIPVisionConfig(**common)).save_pretrained(directory)

@@ -83,12 +83,12 @@ def test_refused_and_missing_images_are_flagged_not_raised(tiny_processor):
 @pytest.mark.parametrize(
     ("fusion", "language", "expected"),
     [
-        ("basic", "en", 'Note: {"image": "<IMG>*", "title": "Cat", "topic": "", "content": ""}, '
-                        'compress this note into one word: "'),
-        ("late_only", "en", 'Note: {"title": "Cat", "topic": "", "content": ""}, '
-                            'compress this note into one word: "'),
-        ("micl_late", "zh", '笔记：{"图片": "<IMG>*"}，压缩为一个词："<IMG_EMB>"。\n'
-                            '笔记：{"标题": "Cat", "话题": "", "内容": ""}，压缩为一个词："'),
+        ("basic", "en", ('Note: {"image": "<IMG>*", "title": "Cat", "topic": "", "content": ""}, '
+                        'compress this note into one word: "')),
+        ("late_only", "en", ('Note: {"title": "Cat", "topic": "", "content": ""}, '
+                            'compress this note into one word: "')),
+        ("micl_late", "zh", ('笔记：{"图片": "<IMG>*"}，压缩为一个词："<IMG_EMB>"。\n'
+                            '笔记：{"标题": "Cat", "话题": "", "内容": ""}，压缩为一个词："')),
     ],
 )
 def test_prompt_of_each_fusion_and_language(tiny_parts, fusion, language, expected):
