@@ -3,6 +3,8 @@
     notellm2 sample-data --out DIR --start-date D --days N --notes-per-day M [--seed S]
     notellm2 init-model (--tiny-random | --llm DIR --vision DIR) --out DIR [--fusion F] [--seed S]
     notellm2 spark-defaults --jars-dir DIR --lakehouse DIR [--write]
+    notellm2 sql "SELECT ..."
+    notellm2 report --date D ... --out FILE
 
 Heavy modules (Spark, torch) are imported by the subcommand that needs them.
 """
@@ -26,6 +28,10 @@ _COMMANDS = {
                    "notellm2_udf.init_model", "add_init_model_arguments", "run_init_model"),
     "spark-defaults": ("print (or --write) spark-defaults.conf for this venv",
                        "notellm2_udf.cli", "add_spark_defaults_arguments", "_run_spark_defaults"),
+    "sql": ("run SQL against the notellm2 tables (the project's Spark configuration)",
+            "notellm2_udf.sql_cli", "add_sql_arguments", "run_sql"),
+    "report": ("write the static HTML QA report of a day's related notes",
+               "notellm2_udf.report", "add_report_arguments", "run_report"),
 }
 
 
