@@ -1,0 +1,284 @@
+"""Settings of the notellm2 DAGs: declared once, resolved and validated before any job runs.
+
+A run's settings come, for each name, from the run's params (trigger conf), else the Airflow
+Variable `notellm2_<name>`, else the declared default. `resolve_settings` refuses a day that
+is not a real yyyy-MM-dd date, a path or URI holding anything but plain path characters
+(shell metacharacters, spaces, a leading `-` that a job would read as a flag) and numbers out
+of range, so a bad value fails the first task and nothing is written.
+
+Deployment facts that Airflow needs at parse time (operator arguments that are not
+templated) come from the environment of the scheduler and workers:
+    NOTELLM2_SPARK_SUBMIT  spark-submit to run (default: <repo>/.venv/bin/spark-submit)
+    NOTELLM2_JOB_PYTHON    Python of the jobs' driver and workers (default: <repo>/.venv/bin/python)
+    NOTELLM2_JOBS_DIR      directory holding the jobs' .py files (default: <repo>/jobs)
+
+Pure Python on purpose: the DAG files import it at parse time and the job venv's tests import
+it without Airflow.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SPARK_SUBMIT = os.environ.get("NOTELLM2_SPARK_SUBMIT", str(REPO_ROOT / ".venv/bin/spark-submit"))
+JOB_PYTHON = os.environ.get("NOTELLM2_JOB_PYTHON", str(REPO_ROOT / ".venv/bin/python"))
+JOBS_DIR = os.environ.get("NOTELLM2_JOBS_DIR", str(REPO_ROOT / "jobs"))
+
+VARIABLE_PREFIX = "notellm2_"
+RESOLVE_TASK_ID = "resolve_settings"
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Letters, digits and the punctuation of paths and URIs; nothing a shell or argparse reads.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_./:@+=,%~-]+")
+
+
+class SettingError(ValueError):
+    """A setting that must not reach a job; the message names the setting and the value."""
+
+
+def check_day(value: Any) -> str:
+    if not isinstance(value, str) or not _DAY.fullmatch(value):
+        raise SettingError(f"day must be yyyy-MM-dd, got {value!r}")
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise SettingError(f"day must be a real date, got {value!r}") from None
+    return value
+
+
+def check_path(value: Any) -> str:
+    """A path or URI (file:, s3a:, hdfs:, abfss:) made of plain path characters only."""
+    if not isinstance(value, str) or not _PLAIN_PATH.fullmatch(value):
+        raise SettingError(f"must be a path or URI of plain characters "
+                           f"[A-Za-z0-9_./:@+=,%~-], got {value!r}")
+    if value.startswith("-"):
+        raise SettingError(f"must not start with '-', got {value!r}")
+    return value
+
+
+def check_optional_path(value: Any) -> str:
+    """Empty means "not given" (spark-submit then gets no such flag)."""
+    return "" if value in (None, "") else check_path(value)
+
+
+def positive_int(maximum: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise SettingError(f"must be an integer, got {value!r}")
+        try:
+            number = int(value)
+        except ValueError:
+            raise SettingError(f"must be an integer, got {value!r}") from None
+        if not 1 <= number <= maximum:
+            raise SettingError(f"must be in [1, {maximum}], got {number}")
+        return number
+    return check
+
+
+def unit_float(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SettingError(f"must be a number, got {value!r}") from None
+    if not 0.0 <= number <= 1.0:
+        raise SettingError(f"must be in [0, 1], got {number}")
+    return number
+
+
+def optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Empty means "not given": the job's own default applies (see `optional_flag`)."""
+    return lambda value: "" if value in (None, "") else check(value)
+
+
+def one_of(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise SettingError(f"must be one of {list(choices)}, got {value!r}")
+        return value
+    return check
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One run setting. `default=None` means required (a param or Variable must give it)."""
+
+    name: str
+    check: Callable[[Any], Any]
+    description: str
+    default: Any = None
+
+    @property
+    def variable(self) -> str:
+        return VARIABLE_PREFIX + self.name
+
+
+SPARK_SETTINGS = (
+    Setting("spark_packages", check_optional_path,
+            "spark-submit --packages, e.g. io.delta:delta-spark_2.13:4.0.1,"
+            "io.delta:delta-storage:4.0.1 on a cluster; empty locally (spark-defaults.conf "
+            "has the jars)", ""),
+    Setting("spark_jars", check_optional_path, "spark-submit --jars (comma-separated)", ""),
+    Setting("spark_py_files", check_optional_path,
+            "spark-submit --py-files: a zip/wheel of notellm2_udf + schemas for executors "
+            "that lack the package", ""),
+    Setting("spark_properties_file", check_optional_path,
+            "spark-submit --properties-file: cluster settings (GPUs, memory, metastore)", ""),
+)
+
+DAILY_SETTINGS = (
+    Setting("notes", check_path, "notes Delta table location (input)"),
+    Setting("embeddings", check_path, "note_embeddings Delta table location"),
+    Setting("errors", check_path, "embedding_errors Delta table location"),
+    Setting("related", check_path, "related_notes Delta table location"),
+    Setting("index_root", check_path, "directory of the FAISS indexes; a day's is "
+            "<index_root>/dt=<day>"),
+    Setting("model", check_path, "NoteLLM-2 checkpoint directory, readable by every executor"),
+    Setting("top_k", positive_int(10_000), "related notes per note", 100),
+    Setting("window_days", positive_int(3_650), "days of notes a day's index holds", 30),
+    Setting("index_type", one_of("auto", "flat", "ivf", "ivfpq", "hnsw"), "FAISS index kind",
+            "auto"),
+    Setting("num_shards", optional(positive_int(4_096)), "index shards (empty: the job "
+            "chooses)", ""),
+    Setting("queries", optional(one_of("all", "new")), "which notes get related notes: "
+            "every note of the window, or the day's new notes (empty: the job's default)", ""),
+    Setting("batch_size", optional(positive_int(100_000)), "notes per Arrow batch of the "
+            "encoder (empty: the job's default)", ""),
+    Setting("recall_sample", positive_int(100_000), "query notes checked against exact "
+            "search by validate", 200),
+    Setting("min_recall", unit_float, "validate fails below this sampled recall@top_k", 0.9),
+    *SPARK_SETTINGS,
+)
+
+TRAIN_SETTINGS = (
+    Setting("pairs", check_path, "related_pairs Delta table location (behaviour pairs)"),
+    Setting("notes", check_path, "notes Delta table location"),
+    Setting("models_root", check_path, "model registry directory: base/, candidates/<day>/, "
+            "reports/<day>/, and the `current` link the daily DAG reads"),
+    Setting("init_model", check_optional_path,
+            "checkpoint training starts from (default <models_root>/base)", ""),
+    Setting("epochs", positive_int(1_000), "training epochs", 1),
+    Setting("batch_pairs", positive_int(100_000), "pairs per training batch", 16),
+    Setting("num_processes", positive_int(1_024), "training processes (TorchDistributor)", 1),
+    Setting("use_gpu", one_of("true", "false"), "train on GPUs (--use-gpu)", "false"),
+    *SPARK_SETTINGS,
+)
+
+
+def resolve_settings(settings: tuple[Setting, ...], params: Mapping[str, Any],
+                     get_variable: Callable[[str], Any]) -> dict[str, Any]:
+    """param (if not null/empty) > Variable notellm2_<name> > default; every value checked.
+
+    Raises SettingError listing every bad or missing setting at once.
+    """
+    resolved, problems = {}, []
+    for setting in settings:
+        value = params.get(setting.name)
+        if value in (None, ""):
+            value = get_variable(setting.variable)
+        if value in (None, ""):
+            value = setting.default
+        if value is None:
+            problems.append(f"{setting.name}: missing (give the param or the Variable "
+                            f"{setting.variable})")
+            continue
+        try:
+            resolved[setting.name] = setting.check(value)
+        except SettingError as err:
+            problems.append(f"{setting.name}: {err}")
+    if problems:
+        raise SettingError("; ".join(problems))
+    return resolved
+
+
+def resolve_day(params: Mapping[str, Any], context: Mapping[str, Any]) -> str:
+    """The day a run processes: params.day if given, else the run's data interval start.
+
+    With the DAGs' CronDataIntervalTimetable a scheduled run covers [D, D+1) and fires at its
+    end, so `ds` is D: the run that fires at 00:00 on 2026-11-26 processes dt=2026-11-25.
+    """
+    day = params.get("day")
+    if day in (None, ""):
+        day = context.get("ds")
+    if day in (None, ""):
+        start = context.get("data_interval_start")
+        day = start.strftime("%Y-%m-%d") if start is not None else None
+    if day is None:
+        raise SettingError("day: the run has no logical date; trigger it with one or "
+                           "give params.day")
+    return check_day(day)
+
+
+def setting(name: str) -> str:
+    """Template of a resolved setting (the XCom of the resolve task), for templated fields."""
+    return "{{ ti.xcom_pull(task_ids='%s')['%s'] }}" % (RESOLVE_TASK_ID, name)
+
+
+def optional_flag(flag: str, name: str) -> str:
+    """One argument `--flag=value`, or nothing when the setting is empty."""
+    value = "ti.xcom_pull(task_ids='%s')['%s']" % (RESOLVE_TASK_ID, name)
+    return "{{ ('%s=%%s' %% %s) if %s != '' else '' }}" % (flag, value, value)
+
+
+def switch(flag: str, name: str) -> str:
+    """The argument `flag` when the setting is "true", else nothing."""
+    return "{{ '%s' if ti.xcom_pull(task_ids='%s')['%s'] == 'true' else '' }}" % (
+        flag, RESOLVE_TASK_ID, name)
+
+
+def spark_job(task_id: str, script: str, args: list[str], **kwargs: Any):
+    """A SparkSubmitOperator on the `spark_default` connection running jobs/<script>.
+
+    Everything variable is templated from the resolved settings, so the Rendered Template
+    view shows the exact command; arguments that render empty (`optional_flag`, `switch`)
+    are left out. Imported lazily: this module stays Airflow-free.
+    """
+    return _spark_job_operator()(
+        task_id=task_id,
+        conn_id="spark_default",
+        spark_binary=SPARK_SUBMIT,
+        application=f"{JOBS_DIR}/{script}",
+        application_args=args,
+        name=f"notellm2-{task_id}-{setting('day')}",
+        packages=setting("spark_packages"),
+        jars=setting("spark_jars"),
+        py_files=setting("spark_py_files"),
+        properties_file=setting("spark_properties_file"),
+        # Without these spark-submit may find the Airflow venv's jar-less pyspark-client.
+        env_vars={"PYSPARK_PYTHON": JOB_PYTHON, "PYSPARK_DRIVER_PYTHON": JOB_PYTHON},
+        **kwargs,
+    )
+
+
+@functools.cache
+def _spark_job_operator():
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+    class SparkJobOperator(SparkSubmitOperator):
+        """SparkSubmitOperator that drops the arguments that rendered empty."""
+
+        def execute(self, context):
+            self.application_args = [arg for arg in self.application_args or [] if arg != ""]
+            return super().execute(context)
+
+    return SparkJobOperator
+
+
+def params_of(settings: tuple[Setting, ...]) -> dict[str, Any]:
+    """Airflow Params (all nullable: null means "Variable, else default")."""
+    from airflow.sdk import Param
+
+    params = {"day": Param(None, type=["null", "string"],
+                           description="day to process, yyyy-MM-dd (default: the run's day)")}
+    for item in settings:
+        shown = "required" if item.default is None else f"default {item.default!r}"
+        params[item.name] = Param(
+            None, type=["null", "string", "integer", "number"],
+            description=f"{item.description} ({shown}; else Variable {item.variable})")
+    return params
