@@ -1,0 +1,184 @@
+"""The per-process training function: run directly (one process) or by TorchDistributor.
+
+Every process loads the initial model, reads its own petastorm dataset (one per rank and
+epoch, made on the driver), embeds its B pairs, all-gathers the embeddings, computes the
+same loss over the global batch, sums gradients and takes the same AdamW step. Rank 0 writes
+checkpoints, the final model, the log and the curve.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import os
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("notellm2.train")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The run's hyper-parameters and files (the paper's 7B recipe as defaults)."""
+
+    init_model_dir: str
+    output_dir: str
+    epochs: int = 1
+    batch_pairs: int = 16  # per process
+    lr: float = 3e-6
+    weight_decay: float = 0.001
+    warmup_ratio: float = 0.1
+    seed: int = 0
+    checkpoint_every: int = 0  # steps; 0 = only at the end
+    stop_at_step: int | None = None  # stop there (checkpointed) to continue with --resume
+    use_gpu: bool = False
+    max_image_pixels: int = 40_000_000
+    reader_workers: int = 1
+
+
+@dataclass
+class TrainPlan:
+    """What the driver prepared: petastorm converters for epochs start_epoch.. (one per rank),
+    and where to start. Picklable, for TorchDistributor."""
+
+    settings: TrainSettings
+    converters: list[list] = field(default_factory=list)  # [epoch - start_epoch][rank]
+    steps_per_epoch: int = 0
+    start_step: int = 0
+    resume_from: str | None = None  # a checkpoint step directory
+
+    @property
+    def total_steps(self) -> int:
+        return self.settings.epochs * self.steps_per_epoch
+
+    @property
+    def start_epoch(self) -> int:
+        return self.start_step // self.steps_per_epoch
+
+
+def learning_rate(step: int, total_steps: int, settings: TrainSettings) -> float:
+    """Linear warm-up over warmup_ratio of the steps, then linear decay to 0 (the Hugging Face
+    Trainer's default schedule, which the authors' code uses). `step` counts from 0."""
+    warmup = max(1, math.ceil(settings.warmup_ratio * total_steps))
+    if step < warmup:
+        return settings.lr * (step + 1) / warmup
+    return settings.lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+
+def train_process(plan: TrainPlan) -> dict | None:
+    """Train from plan.start_step to the end (or stop_at_step); rank 0 returns a summary."""
+    import torch
+
+    from notellm2_udf.checkpoint import load_checkpoint, save_checkpoint
+    from notellm2_udf.training import distributed
+    from notellm2_udf.training.curve import plot_training_curve
+    from notellm2_udf.training.data import LoaderSettings, model_inputs, open_batches
+    from notellm2_udf.training.loss import Temperature, pair_partners, training_loss
+    from notellm2_udf.training.state import (
+        TrainingState, checkpoint_dir, load_training_state, save_training_checkpoint)
+
+    settings = plan.settings
+    distributed.start(settings.use_gpu)
+    rank, processes = distributed.world()
+    device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if settings.use_gpu else "cpu")
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // processes))
+    model_dir = Path(plan.resume_from) / "model" if plan.resume_from else settings.init_model_dir
+    # fp32 master weights; bf16 only inside autocast on the GPU.
+    model, processor = load_checkpoint(model_dir, device=device)
+    model.train()
+    model.vision_tower.eval()  # frozen: no dropout noise either
+    temperature = Temperature().to(device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW([
+        {"params": [p for p in trainable if p.ndim >= 2], "weight_decay": settings.weight_decay},
+        # Biases, norms, the no-image vector and the temperature are not decayed (as in CLIP).
+        {"params": [p for p in trainable if p.ndim < 2] + [temperature.value], "weight_decay": 0.0},
+    ], lr=settings.lr)
+    history: list[dict] = []
+    if plan.resume_from:
+        state = load_training_state(plan.resume_from)
+        optimizer.load_state_dict(state.optimizer)
+        with torch.no_grad():
+            temperature.value.copy_(state.temperature)
+        history = state.history
+
+    step = plan.start_step
+    last_step = min(plan.total_steps, settings.stop_at_step or plan.total_steps)
+    use_micl = model.config.uses_micl
+    for epoch in range(plan.start_epoch, settings.epochs):
+        if step >= last_step:
+            break
+        loader_settings = LoaderSettings(
+            str(model_dir), settings.batch_pairs, seed=settings.seed, epoch=epoch,
+            max_image_pixels=settings.max_image_pixels, reader_workers=settings.reader_workers)
+        steps_here = min((epoch + 1) * plan.steps_per_epoch, last_step) - step
+        with open_batches(plan.converters[epoch - plan.start_epoch][rank], loader_settings) as batches:
+            for batch in itertools.islice(batches, steps_here):
+                started = time.monotonic()
+                # Re-seeded every step (dropout): a resumed run draws what an uninterrupted one would.
+                torch.manual_seed(zlib.crc32(f"{settings.seed}:{step}:{rank}".encode()))
+                lr = learning_rate(step, plan.total_steps, settings)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                inputs = {k: v.to(device) for k, v in model_inputs(batch).items()}
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                    output = model(**inputs)
+                losses = training_loss(
+                    distributed.gather_with_local_grad(output.embedding),
+                    distributed.gather_with_local_grad(output.visual_embedding),
+                    # gloo has no bool all_gather
+                    distributed.gather_with_local_grad(inputs["has_image"].long()).bool(),
+                    torch.cat([pair_partners(settings.batch_pairs, device) + r * 2 * settings.batch_pairs
+                               for r in range(processes)]),
+                    temperature.scale(), use_micl)
+                optimizer.zero_grad(set_to_none=False)
+                losses["loss"].backward()
+                for p in trainable + [temperature.value]:
+                    if p.grad is None:  # unused this step (no image in the batch): a zero step
+                        p.grad = torch.zeros_like(p)
+                distributed.sum_gradients(trainable)
+                optimizer.step()
+                step += 1
+                seconds = time.monotonic() - started
+                record = {"step": step, "epoch": epoch, "lr": lr,
+                          **{k: float(v) for k, v in losses.items()},
+                          "temperature": float(temperature.value),
+                          "pairs_per_s": settings.batch_pairs * processes / seconds}
+                history.append(record)
+                if rank == 0:
+                    log.info("step %d/%d %s", step, plan.total_steps, json.dumps(record))
+                    if settings.checkpoint_every and step % settings.checkpoint_every == 0:
+                        save_training_checkpoint(
+                            checkpoint_dir(settings.output_dir, step), model, processor,
+                            TrainingState(step, optimizer.state_dict(), temperature.value, history))
+    summary = None
+    if rank == 0:
+        output = Path(settings.output_dir)
+        if step > plan.start_step and not (settings.checkpoint_every
+                                           and step % settings.checkpoint_every == 0):
+            save_training_checkpoint(checkpoint_dir(output, step), model, processor,
+                                     TrainingState(step, optimizer.state_dict(),
+                                                   temperature.value, history))
+        version = None
+        if step == plan.total_steps:  # an interrupted run leaves its step checkpoint only
+            version = save_checkpoint(model, processor, output / "model")
+        (output / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+        if history:
+            plot_training_curve(history, output / "training_curve.png")
+        summary = {"steps": step, "total_steps": plan.total_steps, "model_version": version,
+                   "final_loss": history[-1]["loss"] if history else None,
+                   "temperature": float(temperature.value),
+                   "pairs_per_s": _mean_throughput(history)}
+    distributed.stop()
+    return summary
+
+
+def _mean_throughput(history: list[dict]) -> float | None:
+    # The first step pays for the loader's start-up; leave it out when there are others.
+    rates = [record["pairs_per_s"] for record in history[1:] or history]
+    return round(sum(rates) / len(rates), 2) if rates else None

@@ -1,0 +1,75 @@
+"""Spark side of training and evaluation data: split pairs by date, attach both notes, and
+lay out each epoch as numbered global batches. Pure DataFrame transforms."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+NOTE_FIELDS = ("note_id", "title", "content", "topics", "image")
+SIDES = ("a", "b")  # a = the pair's first note (the query), b = its partner
+
+
+def first_held_out_day(pairs_df: DataFrame, holdout_days: int) -> str:
+    """The earliest of the last `holdout_days` distinct `dt` values of the pairs."""
+    if holdout_days < 1:
+        raise ValueError(f"holdout_days must be >= 1, got {holdout_days}")
+    days = [row["dt"] for row in pairs_df.select("dt").distinct().orderBy(F.desc("dt"))
+            .limit(holdout_days + 1).collect()]
+    if len(days) <= holdout_days:
+        raise ValueError(
+            f"pairs span {len(days)} day(s): holding out {holdout_days} leaves none to train on")
+    return days[holdout_days - 1]
+
+
+def split_by_date(pairs_df: DataFrame, held_out_from: str) -> tuple[DataFrame, DataFrame]:
+    """(train pairs: dt < held_out_from, held-out pairs: dt >= held_out_from)."""
+    return (pairs_df.where(F.col("dt") < held_out_from),
+            pairs_df.where(F.col("dt") >= held_out_from))
+
+
+def undirected_pairs(pairs_df: DataFrame) -> DataFrame:
+    """One row per unordered pair (the higher-scored direction), no self-pairs: A->B and B->A
+    in one batch would make each note a false negative of itself."""
+    low, high = F.least("note_id", "related_note_id"), F.greatest("note_id", "related_note_id")
+    best = Window.partitionBy(low, high).orderBy(F.desc("score"), "note_id")
+    return (pairs_df.where(F.col("note_id") != F.col("related_note_id"))
+            .withColumn("_rank", F.row_number().over(best))
+            .where("_rank = 1").drop("_rank"))
+
+
+def with_notes(pairs_df: DataFrame, notes_df: DataFrame) -> DataFrame:
+    """Pairs with both notes' fields as a_* and b_* columns (topics as a JSON string, since the
+    torch loader takes no nested columns). Pairs whose notes are missing are dropped.
+    `notes_df` must have one row per note_id."""
+    result_df = pairs_df.select("note_id", "related_note_id", "dt", "pair_kind")
+    for side, key in zip(SIDES, ("note_id", "related_note_id")):
+        side_df = notes_df.select(
+            *[F.col(name).alias(f"{side}_{name}") for name in NOTE_FIELDS if name != "topics"],
+            F.to_json("topics").alias(f"{side}_topics"))
+        result_df = result_df.join(side_df, F.col(key) == F.col(f"{side}_note_id"))
+    return result_df.drop("note_id", "related_note_id")
+
+
+def number_epoch(pair_rows_df: DataFrame, *, seed: int, epoch: int, batch_pairs: int,
+                 processes: int) -> DataFrame:
+    """Adds `position` (the pair's place in this epoch's seeded order), `step` and `rank` (the
+    process that trains it); drops the last incomplete global batch.
+
+    Global batch s holds positions [s * batch_pairs * processes, (s + 1) * ...); process r gets
+    its r-th slice of batch_pairs. One process with processes x batch_pairs pairs per step
+    therefore sees exactly the same global batches.
+    """
+    global_batch = batch_pairs * processes
+    key = F.xxhash64(F.lit(seed), F.lit(epoch), "a_note_id", "b_note_id")
+    # The numbering needs one global order; number the ids only, not the rows with images.
+    order_df = (pair_rows_df.select("a_note_id", "b_note_id").withColumn("_key", key)
+                .withColumn("position", F.row_number().over(
+                    Window.orderBy("_key", "a_note_id", "b_note_id")) - 1)
+                .drop("_key"))
+    total = order_df.count()
+    usable = total - total % global_batch
+    return (pair_rows_df.join(order_df.where(F.col("position") < usable),
+                              ["a_note_id", "b_note_id"])
+            .withColumn("step", (F.col("position") / global_batch).cast("long"))
+            .withColumn("rank", ((F.col("position") % global_batch) / batch_pairs).cast("int")))

@@ -1,0 +1,107 @@
+"""Resumable training checkpoints: safetensors and JSON only, nothing is unpickled.
+
+    OUTPUT/checkpoints/step-00000040/
+        model/                      a NoteLLM-2 checkpoint (checkpoint.save_checkpoint)
+        optimizer.safetensors       AdamW moments and step counts, the temperature
+        training_state.json         step, param groups, the log history so far
+
+The learning rate is a function of the step and the RNG is re-seeded from (seed, step, rank)
+at every step, so the step is all the scheduler and random state there is to restore.
+A step directory is written under a temporary name and renamed into place: a directory named
+step-* is always complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+STEP_PREFIX = "step-"
+OPTIMIZER_FILE = "optimizer.safetensors"
+STATE_FILE = "training_state.json"
+TEMPERATURE_KEY = "temperature"
+
+
+@dataclass
+class TrainingState:
+    """What a checkpoint restores besides the model weights."""
+
+    step: int
+    optimizer: dict  # torch.optim.Optimizer.state_dict() layout
+    temperature: torch.Tensor  # scalar
+    history: list[dict]
+
+
+def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
+    return Path(output_dir) / "checkpoints" / f"{STEP_PREFIX}{step:08d}"
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The step directory with the highest step, or None."""
+    root = Path(output_dir) / "checkpoints"
+    steps = sorted(root.glob(f"{STEP_PREFIX}*")) if root.is_dir() else []
+    return steps[-1] if steps else None
+
+
+def read_step(directory: str | Path) -> int:
+    return int(json.loads((Path(directory) / STATE_FILE).read_text())["step"])
+
+
+def save_training_checkpoint(directory: Path, model, processor, state: TrainingState) -> None:
+    from notellm2_udf.checkpoint import save_checkpoint
+
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        save_checkpoint(model, processor, staging / "model")
+        tensors, groups = flatten_optimizer_state(state.optimizer)
+        tensors[TEMPERATURE_KEY] = state.temperature.detach().cpu().clone()
+        save_file(tensors, staging / OPTIMIZER_FILE)
+        (staging / STATE_FILE).write_text(json.dumps(
+            {"step": state.step, "param_groups": groups, "history": state.history}, indent=1))
+        staging.chmod(0o755)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+def load_training_state(directory: str | Path) -> TrainingState:
+    meta = json.loads((Path(directory) / STATE_FILE).read_text())
+    tensors = load_file(Path(directory) / OPTIMIZER_FILE)
+    temperature = tensors.pop(TEMPERATURE_KEY)
+    return TrainingState(step=meta["step"],
+                         optimizer=unflatten_optimizer_state(tensors, meta["param_groups"]),
+                         temperature=temperature, history=meta["history"])
+
+
+def flatten_optimizer_state(state_dict: dict) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """optimizer.state_dict() -> ({"state.<param>.<key>": tensor}, JSON-able param groups)."""
+    tensors = {}
+    for index, param_state in state_dict["state"].items():
+        for key, value in param_state.items():
+            if not torch.is_tensor(value):
+                raise TypeError(f"optimizer state {index}.{key} is not a tensor: {value!r}")
+            tensors[f"state.{index}.{key}"] = value.detach().cpu().contiguous().clone()
+    groups = [{key: list(value) if isinstance(value, tuple) else value
+               for key, value in group.items()} for group in state_dict["param_groups"]]
+    return tensors, groups
+
+
+def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], groups: list[dict]) -> dict:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        _, index, key = name.split(".", 2)
+        state.setdefault(int(index), {})[key] = value
+    return {"state": state,
+            "param_groups": [{key: tuple(value) if key == "betas" else value
+                              for key, value in group.items()} for group in groups]}
