@@ -44,10 +44,12 @@ class JobSummary:
 
 
 def configure_logging() -> None:
+    """Our progress at INFO; other libraries' (py4j, transformers) at WARNING."""
     if not logging.getLogger().handlers:
         logging.basicConfig(
-            level=logging.INFO, stream=sys.stderr,
+            level=logging.WARNING, stream=sys.stderr,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.setLevel(logging.INFO)
 
 
 def run_job(name: str, body: Callable[[JobSummary], None]) -> int:

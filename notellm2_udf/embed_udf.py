@@ -1,0 +1,145 @@
+"""The executor side of the embedding job: a mapInPandas function around `Encoder`.
+
+Why mapInPandas: one pass gives several outputs per note (two embeddings, image status,
+the reason an image was refused), and the function controls model loading and batching
+itself. The model is loaded once per Python worker and cached in this module; with
+`spark.python.worker.reuse=true` (Spark's default) a worker serves every task of its
+executor slot, so an executor loads the model once per task slot. Memory: each slot's
+worker holds its own copy of the weights, so size `spark.executor.pyspark.memory` /
+memoryOverhead for (task slots x checkpoint size) plus the Arrow batches.
+
+The device comes from the task's resources (`spark.task.resource.gpu.amount=1` and a GPU
+discovery script on the cluster); with no GPU assigned the CPU is used, with torch's
+threads set to the task's CPUs (`spark.task.cpus`) so concurrent tasks do not oversubscribe.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import pandas as pd
+from pyspark.sql import types as T
+
+from notellm2_udf.job_runtime import configure_logging
+
+log = logging.getLogger("notellm2.embed_udf")
+
+ENCODED_SCHEMA = T.StructType([
+    T.StructField("dt", T.StringType(), True),
+    T.StructField("note_id", T.StringType(), True),
+    T.StructField("embedding", T.ArrayType(T.FloatType()), True),
+    T.StructField("visual_embedding", T.ArrayType(T.FloatType()), True),
+    T.StructField("image_ok", T.BooleanType(), False),
+    T.StructField("image_error", T.StringType(), True),
+    T.StructField("has_content", T.BooleanType(), False),
+    T.StructField("model_version", T.StringType(), False),
+    # Which Python worker encoded the row and how many times it had loaded a model by then:
+    # operations evidence that the model is loaded once per worker.
+    T.StructField("worker_pid", T.IntegerType(), False),
+    T.StructField("worker_model_loads", T.IntegerType(), False),
+])
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """Everything an executor needs to build its Encoder (picklable, no state)."""
+
+    model_dir: str
+    max_image_pixels: int
+    batch_tokens: int | None = None
+
+
+# The per-worker cache: (settings, device) -> Encoder, plus how many loads this worker did.
+_ENCODERS: dict[tuple[EncoderSettings, str], object] = {}
+_LOADS = {"count": 0}
+
+
+def task_device() -> str:
+    """"cuda:<address>" for the GPU Spark assigned to this task, else "cpu"."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    gpus = context.resources().get("gpu") if context is not None else None
+    if gpus is not None and gpus.addresses:
+        return f"cuda:{gpus.addresses[0]}"
+    return "cpu"
+
+
+def task_cpus() -> int:
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    return max(1, context.cpus()) if context is not None else 1
+
+
+def load_encoder(settings: EncoderSettings, device: str):
+    """The default factory: a real Encoder from the checkpoint directory."""
+    from transformers.utils import logging as transformers_logging
+
+    from notellm2_udf.encoder import Encoder
+
+    # Progress bars of weight loading would fill the executor logs of every worker.
+    transformers_logging.disable_progress_bar()
+    return Encoder(settings.model_dir, device=device, batch_tokens=settings.batch_tokens,
+                   max_image_pixels=settings.max_image_pixels)
+
+
+def cached_encoder(settings: EncoderSettings, device: str,
+                   factory: Callable[[EncoderSettings, str], object] = load_encoder):
+    key = (settings, device)
+    if key not in _ENCODERS:
+        started = time.monotonic()
+        _ENCODERS[key] = factory(settings, device)
+        _LOADS["count"] += 1
+        log.info("loaded model %s on %s in pid %d in %.1fs", settings.model_dir, device,
+                 os.getpid(), time.monotonic() - started)
+    return _ENCODERS[key]
+
+
+def make_encode_partition(
+    settings: EncoderSettings,
+    factory: Callable[[EncoderSettings, str], object] = load_encoder,
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """The function for `notes_df.mapInPandas(fn, ENCODED_SCHEMA)`.
+
+    Input batches carry the `notes` columns; output rows follow input rows one to one.
+    """
+
+    def encode_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        configure_logging()
+        device = task_device()
+        if device == "cpu":
+            import torch
+
+            torch.set_num_threads(task_cpus())
+        encoder = cached_encoder(settings, device, factory)
+        for notes_pdf in batches:
+            started = time.monotonic()
+            yield _encoded_frame(notes_pdf, encoder.encode_detailed(notes_pdf),
+                                 encoder.model_version)
+            log.info("encoded %d notes in %.2fs", len(notes_pdf), time.monotonic() - started)
+
+    return encode_partition
+
+
+def _encoded_frame(notes_pdf: pd.DataFrame, result, model_version: str) -> pd.DataFrame:
+    embeddings = list(result.embeddings)
+    visual = [vector if ok else None for vector, ok in
+              zip(result.visual_embeddings, result.image_ok)]
+    return pd.DataFrame({
+        "dt": notes_pdf["dt"].to_numpy(),
+        "note_id": notes_pdf["note_id"].to_numpy(),
+        "embedding": [vector if ok else None for vector, ok in
+                      zip(embeddings, result.has_content)],
+        "visual_embedding": visual,
+        "image_ok": result.image_ok,
+        "image_error": result.image_error,
+        "has_content": result.has_content,
+        "model_version": model_version,
+        "worker_pid": os.getpid(),
+        "worker_model_loads": _LOADS["count"],
+    })
