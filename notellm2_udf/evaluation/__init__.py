@@ -1,0 +1,1 @@
+"""The paper's offline evaluation: Recall@K over held-out pairs, subsets, the report."""
