@@ -1,0 +1,128 @@
+"""Top-k related notes of a day's notes, searched in that day's sharded FAISS index.
+
+    spark-submit jobs/related_notes.py --date 2026-11-24 \
+        --embeddings /lake/note_embeddings --index-dir /shared/notellm2-index \
+        --related /lake/related_notes [--top-k 100] [--queries all|new]
+
+Queries: every note of the index's corpus (`all`), or only those whose latest embedding
+is from `--date` (`new`). Each gets its top-k over all shards, itself excluded, ordered
+by score desc then related_note_id asc; fewer than k when the corpus is smaller. Writes
+`related_notes` (replaceWhere dt = date) and registers `notellm2.related_notes`. The
+summary reports recall@k on a sample of queries against exact search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from notellm2_udf.delta_io import read_day, register_table, replace_days, validate_day
+from notellm2_udf.index.corpus import latest_embeddings, new_notes, read_embeddings
+from notellm2_udf.index.evaluate import exact_topk, recall_at_k, sample_queries
+from notellm2_udf.index.layout import read_manifest
+from notellm2_udf.index.search import related_notes_df
+from notellm2_udf.job_runtime import JobInputError, JobSummary, run_job
+from notellm2_udf.spark_session import SparkSettings, build_spark_session
+from schemas import RELATED_NOTES
+
+log = logging.getLogger("notellm2.related_notes")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--date", required=True, type=validate_day, help="yyyy-MM-dd")
+    parser.add_argument("--embeddings", required=True, help="note_embeddings Delta table URI")
+    parser.add_argument("--index-dir", required=True, help="where build_index wrote the index")
+    parser.add_argument("--related", required=True, help="related_notes Delta table URI")
+    parser.add_argument("--top-k", type=int, default=100)
+    parser.add_argument("--queries", choices=("all", "new"), default="all")
+    parser.add_argument("--recall-sample", type=int, default=200,
+                        help="queries checked against exact search (0: skip)")
+    args = parser.parse_args(argv)
+    if args.top_k < 1 or args.recall_sample < 0:
+        parser.error("--top-k must be >= 1 and --recall-sample >= 0")
+    return args
+
+
+def queries_of(corpus_df: DataFrame, *, day: str, queries: str) -> DataFrame:
+    return corpus_df if queries == "all" else new_notes(corpus_df, day=day)
+
+
+def with_day(related_df: DataFrame, *, day: str, model_version: str) -> DataFrame:
+    return related_df.withColumn("dt", F.lit(day)).withColumn("model_version", F.lit(model_version))
+
+
+def check_model_version(corpus_df: DataFrame, manifest: dict) -> None:
+    versions = sorted(row[0] for row in corpus_df.select("model_version").distinct().collect())
+    if versions != [manifest["model_version"]]:
+        raise JobInputError(
+            f"the index of {manifest['date']} was built from model {manifest['model_version']}, "
+            f"the embeddings in its window now come from {versions}: rerun build_index")
+
+
+def related_notes(spark: SparkSession, args: argparse.Namespace, summary: JobSummary) -> None:
+    manifest = read_manifest(args.index_dir, args.date)
+    # Read three times (model check, search, recall sample): dedupe once.
+    corpus_df = latest_embeddings(
+        read_embeddings(spark, args.embeddings), day=args.date,
+        window_days=manifest["window_days"],
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        check_model_version(corpus_df, manifest)
+        queries_df = queries_of(corpus_df, day=args.date, queries=args.queries)
+        started = time.monotonic()
+        related_df = related_notes_df(queries_df, manifest=manifest, k=args.top_k)
+        replace_days(with_day(related_df, day=args.date, model_version=manifest["model_version"]),
+                     RELATED_NOTES, args.related, args.date)
+        register_table(spark, RELATED_NOTES, args.related)
+        search_s = time.monotonic() - started
+        log.info("related notes of %s written in %.1fs", args.date, search_s)
+        recall = sampled_recall(spark, corpus_df, queries_df, args) if args.recall_sample else None
+    finally:
+        corpus_df.unpersist()
+    written_df = read_day(spark, args.related, args.date)
+    for key, value in [
+        ("date", args.date), ("corpus", manifest["rows"]), ("index", manifest["factory"]),
+        ("search", manifest["search_parameters"] or "exact"), ("shards", len(manifest["shards"])),
+        ("queries", args.queries), ("top_k", args.top_k),
+        ("rows", written_df.count()), ("search_write_s", round(search_s, 1)),
+        (f"recall@{args.top_k}", None if recall is None else round(recall, 4)),
+        ("related", RELATED_NOTES.qualified_name),
+    ]:
+        summary.add(key, value)
+
+
+def sampled_recall(spark: SparkSession, corpus_df: DataFrame, queries_df: DataFrame,
+                   args: argparse.Namespace) -> float:
+    """recall@k of the written rows of a query sample against exact search."""
+    sample_pdf = sample_queries(queries_df, size=args.recall_sample)
+    exact = exact_topk(corpus_df, sample_pdf, k=args.top_k)
+    found_pdf = (
+        read_day(spark, args.related, args.date)
+        .where(F.col("note_id").isin(list(sample_pdf["note_id"])))
+        .select("note_id", "related_note_id").toPandas()
+    )
+    found = found_pdf.groupby("note_id")["related_note_id"].agg(list).to_dict()
+    recall = recall_at_k(found, exact)
+    log.info("recall@%d over %d sampled queries: %.4f", args.top_k, len(sample_pdf), recall)
+    return recall
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def body(summary: JobSummary) -> None:
+        spark = build_spark_session(SparkSettings(app_name=f"related_notes {args.date}"))
+        related_notes(spark, args, summary)
+
+    return run_job("related_notes", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

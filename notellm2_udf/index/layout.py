@@ -1,0 +1,87 @@
+"""The index directory of one day, and how a new build replaces the old one atomically.
+
+    <index-dir>/dt=2026-11-24/
+        manifest.json                  the published build; replaced last, with os.replace
+        build-20261124T0312Z-1a2b3c/   one build: never modified once published
+            trained.faiss              coarse quantizer / codebooks (IVF types only)
+            shard-00000.faiss          one FAISS index per shard
+            shard-00000.ids.parquet    note_id of each FAISS id of that shard, in order
+
+A build is written into a fresh build directory, then `manifest.json` (which names the
+build) is renamed over the old one: readers see the old build or the new one, never a
+half-written one. The previous build is kept for readers that read the old manifest just
+before the swap; older ones (and builds of failed runs) are removed by the next publish.
+
+The directory must be a filesystem that the driver and every executor see at the same
+path (local disk in local mode, a shared mount such as NFS on a cluster).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from notellm2_udf.delta_io import validate_day
+from notellm2_udf.job_runtime import JobInputError
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+def local_dir(uri: str) -> Path:
+    """The local path of a `file:` URI or plain path; other schemes are not supported."""
+    if uri.startswith("file:"):
+        uri = "/" + uri[len("file:"):].lstrip("/")
+    elif "://" in uri:
+        raise JobInputError(
+            f"index dir must be a path on a filesystem shared by driver and executors, "
+            f"got {uri!r}")
+    return Path(uri).absolute()
+
+
+def day_dir(index_dir: str | Path, day: str) -> Path:
+    return local_dir(str(index_dir)) / f"dt={validate_day(day)}"
+
+
+def new_build_dir(index_dir: str | Path, day: str) -> Path:
+    """A fresh, empty build directory for `day`."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = day_dir(index_dir, day) / f"build-{stamp}-{uuid.uuid4().hex[:6]}"
+    path.mkdir(parents=True)
+    return path
+
+
+def write_atomic(path: Path, write: Callable[[str], None]) -> None:
+    """Call `write(temporary_name)` next to `path`, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        write(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_manifest(index_dir: str | Path, day: str) -> dict:
+    """The published manifest of `day`, with `build_dir` (absolute) added."""
+    path = day_dir(index_dir, day) / MANIFEST
+    if not path.is_file():
+        raise JobInputError(f"no index for {day}: {path} is missing (run build_index first)")
+    manifest = json.loads(path.read_text())
+    manifest["build_dir"] = str(path.parent / manifest["build"])
+    return manifest
+
+
+def publish(build_dir: Path, manifest: dict) -> None:
+    """Make `build_dir` the index of its day, then drop builds older than the previous one."""
+    target = build_dir.parent / MANIFEST
+    previous = json.loads(target.read_text())["build"] if target.is_file() else None
+    manifest = {"format": FORMAT_VERSION, **manifest, "build": build_dir.name}
+    write_atomic(target, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1)))
+    for old in build_dir.parent.glob("build-*"):
+        if old.name not in (build_dir.name, previous):
+            shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,155 @@
+"""Search every shard and merge the per-shard top-k exactly, on executors.
+
+Global ids (shard offset + position) follow note_id order (see shards.py), so ordering
+candidates by (score desc, global id asc) is the contract's (score desc, related_note_id
+asc) and the merge is plain integer work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+
+from notellm2_udf.index.shards import as_matrix
+from notellm2_udf.index.threads import use_task_cpus
+
+MISSING = np.iinfo(np.int64).max
+RELATED = T.StructType([
+    T.StructField("note_id", T.StringType(), False),
+    T.StructField("rank", T.IntegerType(), False),
+    T.StructField("related_note_id", T.StringType(), False),
+    T.StructField("score", T.FloatType(), False),
+])
+
+
+def merge_topk(D: np.ndarray, G: np.ndarray, k: int, *, exclude: np.ndarray | None = None):
+    """Top-k of candidate lists D, G [nq, c] (scores, global ids; G < 0 = no result).
+
+    `exclude` [nq] drops each query's own id. Returns D, G [nq, k] ordered by score desc,
+    then id asc; rows with fewer than k candidates end with G = -1, D = -inf.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    invalid = G < 0
+    if exclude is not None:
+        invalid |= G == np.asarray(exclude)[:, None]
+    D = np.where(invalid, -np.inf, D).astype("float32")
+    G = np.where(invalid, MISSING, G)
+    order = np.lexsort((G, -D), axis=-1)[:, :k]
+    D, G = np.take_along_axis(D, order, 1), np.take_along_axis(G, order, 1)
+    if D.shape[1] < k:
+        pad = k - D.shape[1]
+        D = np.pad(D, ((0, 0), (0, pad)), constant_values=-np.inf)
+        G = np.pad(G, ((0, 0), (0, pad)), constant_values=MISSING)
+    G[G == MISSING] = -1
+    return D, G
+
+
+def search_shards(shards: list[tuple[object, int]], xq: np.ndarray, k: int, *,
+                  exclude: np.ndarray | None = None):
+    """Exact merge of the per-shard results of (index, offset) shards; D, G [nq, k].
+
+    Each shard returns its top-(k+2): k+1 leave k once the query itself is dropped, and one
+    more shows whether the shard cut a tie at the merged k-th score (FAISS picks among
+    equal scores in its own order); those rare rows get all of the shard's candidates at
+    that score by range search, so the boundary follows note_id order too.
+    """
+    results = []
+    for index, offset in shards:
+        D, I = index.search(xq, k + 2)  # noqa: E741 (faiss's names)
+        results.append((D, np.where(I >= 0, I + offset, -1)))
+    D, G = merge_topk(np.hstack([r[0] for r in results]), np.hstack([r[1] for r in results]), k,
+                      exclude=exclude)
+    for (index, offset), (D_shard, G_shard) in zip(shards, results):
+        cut = (G_shard[:, -1] >= 0) & (G[:, -1] >= 0) & (D_shard[:, -1] >= D[:, -1])
+        for row in np.flatnonzero(cut):
+            D[row], G[row] = _with_boundary_ties(index, offset, xq[row], D[row], G[row], k,
+                                                 None if exclude is None else exclude[row])
+    return D, G
+
+
+def _with_boundary_ties(index, offset, x, D, G, k, self_id):
+    """Row D, G [k] merged with every candidate of the shard scoring >= its k-th score."""
+    radius = np.nextafter(D[-1], np.float32(-np.inf))
+    _, D_range, I_range = index.range_search(x[None], float(radius))
+    G_range = I_range + offset
+    new = ~np.isin(G_range, G)
+    D, G = merge_topk(np.concatenate([D, D_range[new]])[None],
+                      np.concatenate([G, G_range[new]])[None], k,
+                      exclude=None if self_id is None else np.array([self_id]))
+    return D[0], G[0]
+
+
+class LoadedIndex:
+    """The shards of one published build and the note_id of every global id."""
+
+    def __init__(self, manifest: dict):
+        import faiss
+        import pyarrow.parquet as pq
+
+        build_dir = Path(manifest["build_dir"])
+        self.shards = []
+        ids = []
+        for entry in manifest["shards"]:
+            # mmap lets the Python workers of one executor share the page cache.
+            index = faiss.read_index(str(build_dir / entry["file"]),
+                                     faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+            if manifest["search_parameters"]:
+                faiss.ParameterSpace().set_index_parameters(
+                    index, manifest["search_parameters"])
+            self.shards.append((index, entry["offset"]))
+            ids.append(pq.read_table(build_dir / entry["ids"])["note_id"].to_numpy())
+        self.note_ids = np.concatenate(ids) if ids else np.array([], dtype=object)
+
+    def global_ids(self, note_ids: np.ndarray) -> np.ndarray:
+        """Global id of each note_id, -1 for notes not in the index."""
+        if len(self.note_ids) == 0:
+            return np.full(len(note_ids), -1)
+        pos = np.searchsorted(self.note_ids, note_ids).clip(0, len(self.note_ids) - 1)
+        return np.where(self.note_ids[pos] == note_ids, pos, -1)
+
+    def related(self, note_ids: np.ndarray, xq: np.ndarray, k: int) -> pd.DataFrame:
+        """RELATED rows of the queries (note_ids [nq], xq [nq, d]), themselves excluded."""
+        D, G = search_shards(self.shards, xq, k, exclude=self.global_ids(note_ids))
+        found = G >= 0
+        return pd.DataFrame({
+            "note_id": np.repeat(note_ids, found.sum(axis=1)),
+            "rank": np.broadcast_to(np.arange(1, k + 1, dtype="int32"), G.shape)[found],
+            "related_note_id": self.note_ids[G[found]],
+            "score": D[found],
+        })
+
+
+_LOADED: dict[str, LoadedIndex] = {}
+
+
+def loaded_index(manifest: dict) -> LoadedIndex:
+    """The index of `manifest`, loaded once per Python worker (spark.python.worker.reuse)."""
+    key = manifest["build_dir"]
+    if key not in _LOADED:
+        _LOADED.clear()
+        _LOADED[key] = LoadedIndex(manifest)
+    return _LOADED[key]
+
+
+def related_notes_df(queries_df: DataFrame, *, manifest: dict, k: int) -> DataFrame:
+    """RELATED rows (note_id, rank, related_note_id, score) of every row of queries_df.
+
+    queries_df needs note_id and embedding; each task loads the whole index (all shards).
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+
+    def search(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        use_task_cpus()
+        index = loaded_index(manifest)
+        for batch in batches:
+            if len(batch):
+                yield index.related(batch["note_id"].to_numpy(), as_matrix(batch["embedding"]), k)
+
+    return queries_df.select("note_id", "embedding").mapInPandas(search, RELATED)

@@ -1,0 +1,142 @@
+"""Train the coarse quantizer / codebooks once, then build the shards on executors.
+
+All shards of an IVF index share one trained quantizer, so searching every shard with
+nprobe=p probes exactly the lists an unsharded index would: sharding changes where vectors
+live, not the results. Shards are ranges of note_id (sorted within), which makes the
+global id `offset + position` follow note_id order: the search breaks score ties by
+global id, i.e. by note_id, without looking at strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from notellm2_udf.index.layout import write_atomic
+from notellm2_udf.index.params import IndexParams
+from notellm2_udf.index.threads import use_task_cpus
+
+TRAINED = "trained.faiss"
+SHARD_STATS = T.StructType([
+    T.StructField("shard", T.IntegerType(), False),
+    T.StructField("rows", T.LongType(), False),
+    T.StructField("first_note_id", T.StringType(), False),
+    T.StructField("file", T.StringType(), False),
+    T.StructField("ids", T.StringType(), False),
+    T.StructField("bytes", T.LongType(), False),
+    T.StructField("build_s", T.DoubleType(), False),
+])
+
+
+def as_matrix(embeddings: pd.Series) -> np.ndarray:
+    """float32 [n, d] from a Series of arrays (what Arrow gives for ARRAY<FLOAT>)."""
+    if len(embeddings) == 0:
+        return np.zeros((0, 0), dtype="float32")
+    return np.ascontiguousarray(np.vstack(embeddings.to_numpy()), dtype="float32")
+
+
+def empty_index(params: IndexParams):
+    """An untrained index of `params` (inner-product metric)."""
+    import faiss
+
+    index = faiss.index_factory(params.d, params.factory, faiss.METRIC_INNER_PRODUCT)
+    if params.index_type == "ivfpq":
+        # Polysemous training is for Hamming-filtered search, which we don't use; it
+        # multiplies training time by ~10.
+        index.do_polysemous_training = False
+    return index
+
+
+def train_index(xt: np.ndarray, *, params: IndexParams, threads: int = 1):
+    """An empty index of `params`, trained on the sample `xt` [n, d]."""
+    import faiss
+
+    faiss.omp_set_num_threads(threads)
+    index = empty_index(params)
+    if params.needs_training:
+        index.train(xt)
+    return index
+
+
+def fill_shard(trained, xb: np.ndarray):
+    """A copy of the trained index holding `xb` [n, d] under ids 0..n-1."""
+    import faiss
+
+    index = faiss.clone_index(trained)
+    index.add(xb)
+    return index
+
+
+def save_trained(index, build_dir: Path) -> None:
+    """Write the trained, empty index where the shard builders read it."""
+    import faiss
+
+    write_atomic(Path(build_dir) / TRAINED, lambda tmp: faiss.write_index(index, tmp))
+
+
+def training_sample(corpus_df: DataFrame, *, size: int, rows: int, seed: int = 0) -> np.ndarray:
+    """About `size` corpus embeddings as float32 [size, d], drawn uniformly, on the driver."""
+    fraction = min(1.0, 1.2 * size / max(rows, 1))
+    sample_pdf = corpus_df.select("embedding").sample(fraction=fraction, seed=seed).limit(size)
+    return as_matrix(sample_pdf.toPandas()["embedding"])
+
+
+def build_shards_df(corpus_df: DataFrame, *, num_shards: int, params: IndexParams,
+                    build_dir: Path) -> DataFrame:
+    """One row of SHARD_STATS per non-empty shard; the shard files are written by executors.
+
+    `build_dir` holds `trained.faiss` for the IVF types and must be readable by executors.
+    """
+    build_dir = str(build_dir)
+
+    def build(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        import time
+
+        import faiss
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        from pyspark import TaskContext
+
+        started = time.monotonic()
+        shard_pdf = pd.concat(list(batches), ignore_index=True)
+        if shard_pdf.empty:
+            return
+        use_task_cpus()
+        if params.needs_training:
+            trained = faiss.read_index(str(Path(build_dir) / TRAINED))
+        else:
+            trained = empty_index(params)
+        index = fill_shard(trained, as_matrix(shard_pdf["embedding"]))
+        shard = TaskContext.get().partitionId()
+        name = f"shard-{shard:05d}"
+        path = Path(build_dir) / f"{name}.faiss"
+        write_atomic(path, lambda tmp: faiss.write_index(index, tmp))
+        ids = pa.table({"note_id": pa.array(shard_pdf["note_id"], pa.string())})
+        write_atomic(Path(build_dir) / f"{name}.ids.parquet", lambda tmp: pq.write_table(ids, tmp))
+        yield pd.DataFrame([{
+            "shard": shard, "rows": len(shard_pdf), "first_note_id": shard_pdf["note_id"].iat[0],
+            "file": path.name, "ids": f"{name}.ids.parquet", "bytes": path.stat().st_size,
+            "build_s": time.monotonic() - started,
+        }])
+
+    return (
+        corpus_df.select("note_id", "embedding")
+        .repartitionByRange(num_shards, F.col("note_id"))
+        .sortWithinPartitions("note_id")
+        .mapInPandas(build, SHARD_STATS)
+    )
+
+
+def shard_entries(stats: list[dict]) -> list[dict]:
+    """Manifest entries of the shards in note_id order, with their global id `offset`."""
+    entries, offset = [], 0
+    for stat in sorted(stats, key=lambda s: s["first_note_id"]):
+        entries.append({**stat, "offset": offset})
+        offset += stat["rows"]
+    return entries
