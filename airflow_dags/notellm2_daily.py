@@ -86,7 +86,7 @@ with DAG(
          "--embeddings", setting("embeddings"), "--errors", setting("errors"),
          optional_flag("--batch-size", "batch_size")],
         execution_timeout=timedelta(hours=8))
-    index_dir = setting("index_root") + "/dt=" + day
+    index_dir = setting("index_root")  # the jobs keep each day's index in <index_root>/dt=D
     build_index = spark_job(
         "build_index", "build_index.py",
         ["--date", day, "--embeddings", setting("embeddings"), "--index-dir", index_dir,

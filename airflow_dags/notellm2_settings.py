@@ -137,8 +137,8 @@ DAILY_SETTINGS = (
     Setting("embeddings", check_path, "note_embeddings Delta table location"),
     Setting("errors", check_path, "embedding_errors Delta table location"),
     Setting("related", check_path, "related_notes Delta table location"),
-    Setting("index_root", check_path, "directory of the FAISS indexes; a day's is "
-            "<index_root>/dt=<day>"),
+    Setting("index_root", check_path, "directory of the FAISS indexes (build_index keeps "
+            "a day's in <index_root>/dt=<day>), visible to driver and executors"),
     Setting("model", check_path, "NoteLLM-2 checkpoint directory, readable by every executor"),
     Setting("top_k", positive_int(10_000), "related notes per note", 100),
     Setting("window_days", positive_int(3_650), "days of notes a day's index holds", 30),

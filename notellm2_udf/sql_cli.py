@@ -67,8 +67,9 @@ def _strip_comments(statement: str) -> str:
 
 def markers(statement: str) -> set[str]:
     """The :name parameter markers of a statement (outside quoted strings)."""
-    unquoted = re.sub(r"'(?:[^'\\]|\\.)*'", "''", _strip_comments(statement))
-    return set(_MARKER.findall(unquoted))
+    unquoted = re.sub(r"'(?:[^'\\]|\\.)*'", "''", statement)
+    uncommented = re.sub(r"--[^\n]*", "", unquoted)
+    return set(_MARKER.findall(uncommented))
 
 
 def run_sql(args: argparse.Namespace) -> int:

@@ -1,0 +1,134 @@
+"""A small, exactly known related-notes world: notes, embeddings, errors and related_notes of
+two days, written as contract Delta tables (the way the daily jobs leave them).
+
+Related notes are exact top-k over the window (both days), the query itself excluded, ordered
+by score desc then related_note_id, so validation checks and recall are exact.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from notellm2_udf.delta_io import register_table, replace_days
+from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS, NOTES, RELATED_NOTES
+
+DAYS = ("2026-11-24", "2026-11-25")
+NOTES_PER_DAY = 6
+DIM = 8
+TOP_K = 3
+MODEL_VERSION = "tinyabc123"
+HOSTILE_TITLE = ("<script>document.body.setAttribute('data-pwned','1')</script>"
+                 "<img src=x onerror=\"document.title='pwned'\">&amp; café")
+NO_CONTENT_ID = "20261125-000005"   # no text, no image: an 'input' error, not embedded
+BAD_IMAGE_ID = "20261125-000004"    # broken image bytes: an 'image' error, embedded from text
+HOSTILE_ID = "20261125-000000"
+
+
+@dataclass(frozen=True)
+class World:
+    root: Path
+    locations: dict[str, str]          # table name -> Delta location
+    vectors: dict[str, np.ndarray]     # note_id -> unit embedding
+    related: list[tuple]               # (dt, note_id, rank, related_note_id, score)
+
+
+def note_id(day: str, i: int) -> str:
+    return f"{day.replace('-', '')}-{i:06d}"
+
+
+def image_bytes(i: int, fmt: str = "PNG") -> bytes:
+    colours = [(200, 30, 30), (30, 160, 60), (40, 70, 200), (220, 180, 20)]
+    image = Image.new("RGB", (48 + 8 * i, 40), colours[i % len(colours)])
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def notes_rows() -> list[tuple]:
+    rows = []
+    for day in DAYS:
+        for i in range(NOTES_PER_DAY):
+            nid = note_id(day, i)
+            title, content, image = f"note {i} of {day}", f"body {i}", image_bytes(i)
+            if nid == HOSTILE_ID:
+                title = HOSTILE_TITLE
+            if nid == NO_CONTENT_ID:
+                title, content, image = None, None, None
+            if nid == BAD_IMAGE_ID:
+                image = b"\x89PNG not really"
+            rows.append((day, nid, title, content, ["topic"], image))
+    return rows
+
+
+def embedded_ids() -> list[tuple[str, str]]:
+    return [(day, note_id(day, i)) for day in DAYS for i in range(NOTES_PER_DAY)
+            if note_id(day, i) != NO_CONTENT_ID]
+
+
+def unit_vectors(seed: int = 7) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    vectors = {}
+    for _, nid in embedded_ids():
+        v = rng.normal(size=DIM).astype(np.float32)
+        vectors[nid] = v / np.linalg.norm(v)
+    return vectors
+
+
+def exact_related(vectors: dict[str, np.ndarray], day: str) -> list[tuple]:
+    """Exact top-k of every note embedded in the window ending at `day` (all days <= day)."""
+    window = [nid for d, nid in embedded_ids() if d <= day]
+    rows = []
+    for query in window:
+        scored = sorted(((float(np.float32(vectors[query] @ vectors[other])), other)
+                         for other in window if other != query), key=lambda s: (-s[0], s[1]))
+        rows += [(day, query, rank, other, score)
+                 for rank, (score, other) in enumerate(scored[:TOP_K], start=1)]
+    return rows
+
+
+def write_world(spark, root: Path, *, register: bool = True) -> World:
+    root.mkdir(parents=True, exist_ok=True)
+    locations = {name: str(root / name) for name in
+                 ("notes", "note_embeddings", "embedding_errors", "related_notes")}
+    vectors = unit_vectors()
+    related = [row for day in DAYS for row in exact_related(vectors, day)]
+    tables = {
+        "notes": (NOTES, notes_rows()),
+        "note_embeddings": (NOTE_EMBEDDINGS, [
+            (day, nid, vectors[nid].tolist(), None, MODEL_VERSION, nid != BAD_IMAGE_ID)
+            for day, nid in embedded_ids()]),
+        "embedding_errors": (EMBEDDING_ERRORS, [
+            (DAYS[1], BAD_IMAGE_ID, "image", "image refused, embedded from text: <corrupt>"),
+            (DAYS[1], NO_CONTENT_ID, "input", "no usable text or image")]),
+        "related_notes": (RELATED_NOTES, [(*row, MODEL_VERSION) for row in related]),
+    }
+    for name, (spec, rows) in tables.items():
+        df = spark.createDataFrame(rows, spec.schema)
+        replace_days(df, spec, locations[name], DAYS[0], DAYS[-1])
+        if register:
+            register_table(spark, spec, locations[name])
+    return World(root, locations, vectors, related)
+
+
+def private_spark_env(root: Path) -> dict[str, str]:
+    """Environment for Spark processes with a spark-defaults.conf like `make setup` writes,
+    but a private lakehouse (warehouse + Derby metastore) under `root`."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    env = {**os.environ, "SPARK_CONF_DIR": str(root / "conf"), "SPARK_LOCAL_IP": "127.0.0.1",
+           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    written = subprocess.run(
+        [str(Path(sys.executable).parent / "notellm2"), "spark-defaults", "--jars-dir",
+         str(REPO_ROOT / ".cache" / "jars"), "--lakehouse", str(root / "lakehouse"), "--write"],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert written.returncode == 0, written.stderr
+    return env
