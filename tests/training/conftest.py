@@ -16,13 +16,11 @@ def sample_locations(spark, tmp_path_factory) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="session")
-def pair_rows_df(spark, sample_locations):
+def pair_rows_df(spark):
     """Training pairs (first day) with both notes, cached."""
     from jobs.embed_notes import split_duplicates
     from notellm2_udf.training.pairs import split_by_date, undirected_pairs, with_notes
 
-    notes_uri, pairs_uri = sample_locations
-    pairs_df = spark.read.format("delta").load(pairs_uri)
-    notes_df = spark.read.format("delta").load(notes_uri)
+    notes_df, pairs_df = fixtures.sample_frames(spark)
     train_df, _ = split_by_date(pairs_df, fixtures.SAMPLE.day_strings[1])
     return with_notes(undirected_pairs(train_df), split_duplicates(notes_df)[0]).cache()
