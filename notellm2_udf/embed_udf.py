@@ -53,8 +53,9 @@ class EncoderSettings:
     batch_tokens: int | None = None
 
 
-# The per-worker cache: (settings, device) -> Encoder, plus how many loads this worker did.
-_ENCODERS: dict[tuple[EncoderSettings, str], object] = {}
+# The per-worker cache: (settings, device, factory name) -> Encoder, plus how many loads
+# this worker did.
+_ENCODERS: dict[tuple[EncoderSettings, str, str], object] = {}
 _LOADS = {"count": 0}
 
 
@@ -90,7 +91,8 @@ def load_encoder(settings: EncoderSettings, device: str):
 
 def cached_encoder(settings: EncoderSettings, device: str,
                    factory: Callable[[EncoderSettings, str], object] = load_encoder):
-    key = (settings, device)
+    # By name: a factory arrives unpickled anew with every task.
+    key = (settings, device, f"{factory.__module__}.{factory.__qualname__}")
     if key not in _ENCODERS:
         started = time.monotonic()
         _ENCODERS[key] = factory(settings, device)

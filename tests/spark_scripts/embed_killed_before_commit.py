@@ -1,0 +1,39 @@
+"""spark-submit this (master local[2]): run the embedding job, then run it again and kill
+Spark's JVM in the middle of the second run, before its commit.
+
+argv: the job's flags. Prints "FIRST_RUN_DONE" after the first run; the second never returns.
+"""
+
+import functools
+import os
+import signal
+import sys
+
+import psutil
+
+from jobs import embed_notes
+from notellm2_udf.embed_udf import load_encoder
+
+
+class KillsSparkOnSecondBatch:
+    def __init__(self, settings, device):
+        self.encoder = load_encoder(settings, device)
+        self.model_version = self.encoder.model_version
+        self.calls = 0
+
+    def encode_detailed(self, notes_pdf):
+        self.calls += 1
+        if self.calls == 2:
+            # worker -> pyspark daemon -> the JVM running driver and executor (local mode).
+            jvm = psutil.Process(os.getpid()).parent().parent()
+            os.kill(jvm.pid, signal.SIGKILL)
+        return self.encoder.encode_detailed(notes_pdf)
+
+
+argv = sys.argv[1:]
+assert embed_notes.main(argv) == 0
+print("FIRST_RUN_DONE", flush=True)
+embed_notes.encode_notes = functools.partial(embed_notes.encode_notes,
+                                             factory=KillsSparkOnSecondBatch)
+embed_notes.main(argv)
+print("SECOND_RUN_RETURNED", flush=True)

@@ -1,0 +1,51 @@
+"""Run with the venv's python: the embedding UDF on local-cluster[2,1,1024], twice.
+
+argv: notes_location day model_dir marker_path. Prints one JSON line with the rows of a
+clean run and of a run whose Python worker is SIGKILLed in the middle of a partition once
+(after its first batch), which Spark's task retry must absorb.
+"""
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from jobs.embed_notes import encode_notes, read_notes_day, split_duplicates
+from notellm2_udf.embed_udf import EncoderSettings, load_encoder
+from notellm2_udf.spark_session import SparkSettings, build_spark_session
+
+notes_location, day, model_dir, marker = sys.argv[1:5]
+
+
+class KilledOnSecondBatch:
+    """Wraps the real encoder; the first worker to reach its 2nd batch dies (once)."""
+
+    def __init__(self, settings, device):
+        self.encoder = load_encoder(settings, device)
+        self.model_version = self.encoder.model_version
+        self.calls = 0
+
+    def encode_detailed(self, notes_pdf):
+        self.calls += 1
+        if self.calls == 2 and not Path(marker).exists():
+            Path(marker).write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.encoder.encode_detailed(notes_pdf)
+
+
+spark = build_spark_session(SparkSettings(
+    app_name="embed-on-cluster", master="local-cluster[2,1,1024]",
+    overrides={"spark.ui.enabled": "false", "spark.task.maxFailures": "4",
+               "spark.sql.execution.arrow.maxRecordsPerBatch": "8"}))
+notes_df, _ = split_duplicates(read_notes_day(spark, notes_location, day))
+notes_df = notes_df.repartition(4, "note_id")
+settings = EncoderSettings(model_dir, 40_000_000)
+columns = ["note_id", "embedding", "visual_embedding", "image_ok", "worker_pid",
+           "worker_model_loads"]
+runs = {}
+for name, factory in (("clean", load_encoder), ("killed_once", KilledOnSecondBatch)):
+    rows = encode_notes(notes_df, settings, factory).select(*columns).collect()
+    runs[name] = [list(row) for row in sorted(rows, key=lambda row: row.note_id)]
+print("RESULT " + json.dumps({**runs, "killed_pid": int(Path(marker).read_text())}))
+spark.stop()
