@@ -1,0 +1,67 @@
+"""jobs/evaluate.py: input blanking and a whole run on sample tables with the tiny model."""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from jobs import evaluate
+from schemas import NOTES
+
+
+def test_with_inputs_blanks_text_or_image(spark):
+    notes_df = spark.createDataFrame(pd.DataFrame({
+        "dt": ["d"], "note_id": ["n"], "title": ["T"], "content": ["C"], "topics": [["x"]],
+        "image": [b"\x01"]}), NOTES.schema)
+    image_only = evaluate.with_inputs(notes_df, "image").first()
+    text_only = evaluate.with_inputs(notes_df, "text").first()
+    full = evaluate.with_inputs(notes_df, "full").first()
+    assert (image_only.title, image_only.content, image_only.topics, bytes(image_only.image)) == (
+        None, None, None, b"\x01")
+    assert (text_only.title, text_only.content, text_only.topics, text_only.image) == (
+        "T", "C", ["x"], None)
+    assert full == notes_df.first()
+    assert [f.dataType for f in evaluate.with_inputs(notes_df, "image").schema] == [
+        f.dataType for f in notes_df.schema]
+
+
+def test_evaluate_job_writes_the_report(spark, eval_model_dir, eval_sample_locations, tmp_path):
+    notes_uri, pairs_uri = eval_sample_locations
+    report = tmp_path / "report"
+    code = evaluate.main(["--pairs", pairs_uri, "--notes", notes_uri, "--model", eval_model_dir,
+                          "--report", str(report), "--ks", "1,10,1000"])
+    assert code == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert set(metrics) == {"full", "image", "text", "subsets", "counts", "model_version",
+                            "held_out_from"}
+    assert metrics["held_out_from"] == "2026-11-21"
+    assert set(metrics["subsets"]["full"]) == {"short_query", "long_query", "image_pairs",
+                                               "text_pairs"}
+
+    # The pool is smaller than 1000, so R@1000 is the share of test pairs whose two notes
+    # can be encoded under the inputs: all of them with full inputs, only pairs where both
+    # have an image (text) with image-only (text-only) inputs.
+    notes = spark.read.format("delta").load(notes_uri).where("dt = '2026-11-21'").toPandas()
+    has_image = dict(zip(notes["note_id"], notes["image"].notna()))
+    has_text = dict(zip(notes["note_id"], notes["title"].fillna("").str.len() > 0))
+    pairs = spark.read.format("delta").load(pairs_uri).where("dt = '2026-11-21'").toPandas()
+    test_pairs = evaluate.test_pairs(pairs, set(notes["note_id"]))
+    assert metrics["counts"]["test_pairs"] == len(test_pairs)
+
+    def both(flags):
+        return float(np.mean([flags[a] and flags[b] for a, b in
+                              zip(test_pairs["note_id"], test_pairs["related_note_id"])]))
+
+    assert metrics["full"]["recall@1000"] == 1.0
+    assert metrics["image"]["recall@1000"] == both(has_image)
+    assert metrics["text"]["recall@1000"] == both(has_text)
+    assert both(has_image) < 1.0 and both(has_text) < 1.0  # the sample has both kinds of gap
+    assert "| image only | all |" in (report / "report.md").read_text()
+
+
+def test_evaluate_job_refuses_a_model_that_is_not_there(eval_sample_locations, tmp_path, capsys):
+    notes_uri, pairs_uri = eval_sample_locations
+    code = evaluate.main(["--pairs", pairs_uri, "--notes", notes_uri,
+                          "--model", str(tmp_path / "none"), "--report", str(tmp_path / "r")])
+    assert code == 2
+    assert "unreadable model" in capsys.readouterr().err

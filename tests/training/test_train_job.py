@@ -1,0 +1,35 @@
+"""jobs/train.py end to end in this process (the session's Spark), on Delta sample tables."""
+
+import json
+
+from jobs import train
+
+
+def _args(sample_locations, model_dir, output, *extra):
+    notes_uri, pairs_uri = sample_locations
+    return ["--pairs", pairs_uri, "--notes", notes_uri, "--init-model", model_dir,
+            "--output", str(output), "--batch-pairs", "8", "--lr", "1e-3", *extra]
+
+
+def test_train_job_stops_resumes_and_writes_its_outputs(sample_locations, tiny_model_dir, tmp_path):
+    output = tmp_path / "run"
+    assert train.main(_args(sample_locations, tiny_model_dir, output, "--stop-at-step", "2")) == 0
+    assert not (output / "model").exists()  # interrupted: its checkpoint only
+    assert [p.name for p in (output / "checkpoints").iterdir()] == ["step-00000002"]
+
+    assert train.main(_args(sample_locations, tiny_model_dir, output, "--resume",
+                            "--checkpoint-every", "2")) == 0
+    run = json.loads((output / "train_run.json").read_text())
+    assert run["held_out_from"] == "2026-11-21" and run["resumed_at_step"] == 2
+    log = [json.loads(line) for line in (output / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, run["steps_per_epoch"] + 1))
+    assert {"loss", "multimodal", "visual", "temperature", "lr", "pairs_per_s"} <= set(log[0])
+    assert (output / "model" / "model.safetensors").exists()
+    assert (output / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_train_job_refuses_a_split_that_leaves_nothing_to_train(
+        sample_locations, tiny_model_dir, tmp_path, capsys):
+    code = train.main(_args(sample_locations, tiny_model_dir, tmp_path / "x", "--holdout-days", "2"))
+    assert code == 2
+    assert "leaves none to train on" in capsys.readouterr().err
