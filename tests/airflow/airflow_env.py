@@ -1,0 +1,33 @@
+"""How tests run Airflow: .venv-airflow's Python in a subprocess, home/DB/logs in a tmp dir."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+
+AIRFLOW_PYTHON = REPO_ROOT / ".venv-airflow" / "bin" / "python"
+DAG_FOLDER = REPO_ROOT / "airflow_dags"
+SCRIPTS = Path(__file__).parent / "scripts"
+LOCAL_SPARK_CONNECTION = {"conn_type": "spark", "host": "local[2]",
+                          "extra": {"deploy-mode": "client"}}
+
+
+def airflow_env(home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Airflow's settings for a test: everything under `home`, no examples, our DAG folder
+    importable (the scheduler's DAG bundle puts it on sys.path the same way)."""
+    env = dict(base or os.environ)
+    for key in [key for key in env if key.startswith("AIRFLOW")]:
+        del env[key]
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAG_FOLDER),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps(LOCAL_SPARK_CONNECTION),
+        "PYTHONPATH": str(DAG_FOLDER),
+    })
+    return env

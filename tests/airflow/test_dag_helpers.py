@@ -1,0 +1,172 @@
+"""The DAGs' helper modules (pure Python; imported here without Airflow): settings checks,
+the Delta-log partition check of the sensor, guarded promotion."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from datetime import datetime, timezone
+
+import pytest
+
+from tests.airflow.airflow_env import DAG_FOLDER
+
+sys.path.insert(0, str(DAG_FOLDER))
+settings = importlib.import_module("notellm2_settings")
+delta_log = importlib.import_module("notellm2_delta_log")
+promote = importlib.import_module("notellm2_promote")
+sys.path.remove(str(DAG_FOLDER))
+
+REQUIRED = {"notes": "/lake/notes", "embeddings": "s3a://bucket/lake/note_embeddings",
+            "errors": "hdfs://nn:8020/lake/errors", "related": "file:/lake/related",
+            "index_root": "/shared/index", "model": "/shared/models/current"}
+
+
+def resolve(params, variables=None):
+    return settings.resolve_settings(settings.DAILY_SETTINGS, params,
+                                     lambda key: (variables or {}).get(key))
+
+
+def test_param_beats_variable_beats_default():
+    resolved = resolve({**REQUIRED, "top_k": "50", "model": None},
+                       {"notellm2_model": "/from/variable", "notellm2_top_k": "7",
+                        "notellm2_window_days": "14"})
+    assert resolved["model"] == "/from/variable"
+    assert resolved["top_k"] == 50 and resolved["window_days"] == 14
+    assert resolved["min_recall"] == 0.9 and resolved["num_shards"] == ""
+    assert resolved["embeddings"] == REQUIRED["embeddings"]
+
+
+@pytest.mark.parametrize("bad", [
+    "/lake/notes; rm -rf /", "/lake/$(whoami)", "/lake/`id`", "/lake/a b", "/lake/a|b",
+    "/lake/a&b", "/lake/a>b", "/lake/*", "/lake/a\nb", "--conf=x", "-x", "/lake/'q'",
+    '/lake/"q"', "/lake/a\\b", 42, ""])
+def test_paths_with_shell_metacharacters_are_refused(bad):
+    with pytest.raises(settings.SettingError, match="notes"):
+        resolve({**REQUIRED, "notes": bad} if bad != "" else
+                {k: v for k, v in REQUIRED.items() if k != "notes"})
+
+
+@pytest.mark.parametrize("name,bad", [("top_k", "0"), ("top_k", "ten"), ("top_k", True),
+                                      ("window_days", -1), ("min_recall", "1.5"),
+                                      ("index_type", "ivf; ls"), ("queries", "some"),
+                                      ("num_shards", "0")])
+def test_numbers_and_choices_out_of_range_are_refused(name, bad):
+    with pytest.raises(settings.SettingError, match=name):
+        resolve({**REQUIRED, name: bad})
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(settings.SettingError) as err:
+        resolve({"notes": "/a b", "top_k": 0})
+    message = str(err.value)
+    for name in ("notes", "top_k", "embeddings", "model"):
+        assert f"{name}:" in message
+    assert "Variable notellm2_model" in message
+
+
+@pytest.mark.parametrize("day", ["2026-11-25 ", "2026-11-31", "26-11-25", "2026/11/25",
+                                 "2026-11-25; rm", "{{ ds }}", 20261125])
+def test_days_that_are_not_yyyy_mm_dd_are_refused(day):
+    with pytest.raises(settings.SettingError, match="day"):
+        settings.resolve_day({"day": day}, {"ds": "2026-11-25"})
+
+
+def test_the_day_is_the_param_else_ds_else_the_interval_start():
+    assert settings.resolve_day({"day": "2026-11-20"}, {"ds": "2026-11-25"}) == "2026-11-20"
+    assert settings.resolve_day({"day": None}, {"ds": "2026-11-25"}) == "2026-11-25"
+    start = datetime(2026, 11, 24, tzinfo=timezone.utc)
+    assert settings.resolve_day({}, {"data_interval_start": start}) == "2026-11-24"
+    with pytest.raises(settings.SettingError, match="no logical date"):
+        settings.resolve_day({}, {})
+
+
+def test_optional_flags_render_to_nothing_when_empty():
+    from jinja2 import Template
+
+    class TI:
+        def __init__(self, value):
+            self.value = value
+
+        def xcom_pull(self, task_ids):
+            return {"num_shards": self.value, "use_gpu": self.value}
+
+    flag = Template(settings.optional_flag("--num-shards", "num_shards"))
+    assert flag.render(ti=TI(8)) == "--num-shards=8"
+    assert flag.render(ti=TI("")) == ""
+    switch = Template(settings.switch("--use-gpu", "use_gpu"))
+    assert switch.render(ti=TI("true")) == "--use-gpu"
+    assert switch.render(ti=TI("false")) == ""
+
+
+# --- the sensor's Delta log check ------------------------------------------------------
+
+
+def test_partition_rows_follow_the_delta_log(spark, tmp_path):
+    from notellm2_udf.delta_io import replace_days
+    from schemas import NOTES
+
+    location = str(tmp_path / "notes")
+    assert delta_log.partition_rows(location, "2026-11-24") is None
+
+    def write(day, n):
+        rows = [(day, f"{day}-{i}", "t", "c", [], None) for i in range(n)]
+        replace_days(spark.createDataFrame(rows, NOTES.schema).repartition(2), NOTES,
+                     location, day)
+
+    write("2026-11-24", 5)
+    spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES "
+              "('delta.checkpointInterval' = '2')")
+    write("2026-11-25", 3)
+    write("2026-11-24", 4)  # a rerun replaces the day: the old files are removed
+    write("2026-11-26", 2)
+    assert any(p.name.endswith(".checkpoint.parquet") for p in (tmp_path / "notes" /
+                                                                "_delta_log").iterdir())
+    assert delta_log.partition_rows(location, "2026-11-24") == 4
+    assert delta_log.partition_rows(location, "2026-11-25") == 3
+    assert delta_log.partition_rows("file:" + location, "2026-11-26") == 2
+    assert delta_log.partition_rows(location, "2026-11-27") == 0
+
+
+# --- promotion -------------------------------------------------------------------------
+
+
+def _metrics(path, recall):
+    path.mkdir(parents=True)
+    (path / "metrics.json").write_text(json.dumps({"full": {"recall@100": recall}}))
+    return str(path / "metrics.json")
+
+
+def test_promotion_only_when_recall_does_not_drop(tmp_path):
+    root = tmp_path / "models"
+    (root / "base").mkdir(parents=True)
+    first, second = root / "candidates" / "a", root / "candidates" / "b"
+    first.mkdir(parents=True)
+    second.mkdir(parents=True)
+    assert promote.current_model(str(root)) == str(root / "base")
+
+    decision = promote.decide_and_promote(str(root), "2026-11-16", str(first),
+                                          _metrics(tmp_path / "r1c", 0.40),
+                                          _metrics(tmp_path / "r1b", 0.40))
+    assert decision["promoted"] is True
+    assert (root / "current").resolve() == first.resolve()
+    assert promote.current_model(str(root)) == str(first.resolve())
+
+    decision = promote.decide_and_promote(str(root), "2026-11-23", str(second),
+                                          _metrics(tmp_path / "r2c", 0.39),
+                                          _metrics(tmp_path / "r2b", 0.40))
+    assert decision["promoted"] is False and decision["previous"] == str(first.resolve())
+    assert (root / "current").resolve() == first.resolve()
+    log = [json.loads(line) for line in (root / "promotions.jsonl").read_text().splitlines()]
+    assert [entry["promoted"] for entry in log] == [True, False]
+
+
+def test_promotion_refuses_reports_without_the_metric_and_real_directories(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"image": {"recall@100": 0.9}}))
+    with pytest.raises(promote.PromotionError, match="full.recall@100"):
+        promote.read_metric(str(bad))
+    (tmp_path / "current").mkdir()
+    with pytest.raises(promote.PromotionError, match="not a symlink"):
+        promote.swap_link(tmp_path / "current", tmp_path)
