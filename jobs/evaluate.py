@@ -16,9 +16,8 @@ report.md and recall_at_k.png. Exit 0 on success, 2 with a one-line reason on ba
 from __future__ import annotations
 
 import argparse
-from typing import Sequence
+from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -28,7 +27,13 @@ from jobs.train import add_split_arguments, held_out_start, positive_int, read_t
 from notellm2_udf.checkpoint import model_version
 from notellm2_udf.embed_udf import EncoderSettings
 from notellm2_udf.evaluation.recall import (
-    DEFAULT_KS, partner_ranks, query_subsets, recall_at, retrieval_arrays, select_test_pairs)
+    DEFAULT_KS,
+    partner_ranks,
+    query_subsets,
+    recall_at,
+    retrieval_arrays,
+    select_test_pairs,
+)
 from notellm2_udf.evaluation.report import INPUT_TITLES, write_report
 from notellm2_udf.job_runtime import JobInputError, JobSummary, run_job
 from notellm2_udf.spark_session import SparkSettings, build_spark_session
@@ -98,7 +103,8 @@ def evaluate(args: argparse.Namespace, summary: JobSummary) -> None:
         metrics[inputs] = recall_at(ranks, args.ks)
         metrics["subsets"][inputs] = {name: recall_at(ranks[mask], args.ks)
                                       for name, mask in subsets.items()}
-        summary.add(f"{inputs}_recall@{args.ks[-1]}", round(metrics[inputs][f"recall@{args.ks[-1]}"], 4))
+        top_k = f"recall@{args.ks[-1]}"
+        summary.add(f"{inputs}_{top_k}", round(metrics[inputs][top_k], 4))
     metrics["counts"] = {"test_pairs": len(test_pairs_pdf), "held_out_notes": len(query_chars_pdf),
                          "pool": len(query_chars_pdf) - len(test_pairs_pdf),
                          **{name: int(mask.sum()) for name, mask in subsets.items()}}

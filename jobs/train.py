@@ -1,4 +1,4 @@
-"""Fine-tune NoteLLM-2 on related pairs: contrastive mICL (+ late fusion), petastorm + TorchDistributor.
+"""Fine-tune NoteLLM-2 on related pairs: contrastive mICL loss, petastorm, TorchDistributor.
 
     spark-submit jobs/train.py --pairs URI --notes URI --init-model DIR --output DIR \
         [--epochs 1] [--batch-pairs 16] [--lr 3e-6] [--num-processes N] [--use-gpu] \
@@ -18,9 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -32,7 +32,12 @@ from notellm2_udf.spark_session import SparkSettings, build_spark_session
 from notellm2_udf.training.data import make_rank_converters
 from notellm2_udf.training.loop import TrainPlan, TrainSettings, train_process
 from notellm2_udf.training.pairs import (
-    first_held_out_day, number_epoch, split_by_date, undirected_pairs, with_notes)
+    first_held_out_day,
+    number_epoch,
+    split_by_date,
+    undirected_pairs,
+    with_notes,
+)
 from notellm2_udf.training.state import latest_checkpoint, read_step
 from schemas import NOTES, RELATED_PAIRS, TableSpec
 

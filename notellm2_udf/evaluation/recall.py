@@ -7,7 +7,7 @@ Names as in faiss' contrib: xq queries, xb pool, k.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

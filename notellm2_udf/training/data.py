@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -138,8 +138,9 @@ def model_inputs(batch: dict) -> dict:
 def prompt_length_cap(processor) -> int:
     """The longest prompt the processor can produce: a note with an image and a full text
     budget (the image segment, the text template, field_token_budget field tokens)."""
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     buffer = io.BytesIO()
     Image.new("RGB", (processor.image_size, processor.image_size)).save(buffer, "PNG")

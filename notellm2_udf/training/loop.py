@@ -77,9 +77,13 @@ def train_process(plan: TrainPlan) -> dict | None:
     from notellm2_udf.training import distributed
     from notellm2_udf.training.curve import plot_training_curve
     from notellm2_udf.training.data import LoaderSettings, model_inputs, open_batches
-    from notellm2_udf.training.loss import Temperature, pair_partners, training_loss
+    from notellm2_udf.training.loss import Temperature, training_loss
     from notellm2_udf.training.state import (
-        TrainingState, checkpoint_dir, load_training_state, save_training_checkpoint)
+        TrainingState,
+        checkpoint_dir,
+        load_training_state,
+        save_training_checkpoint,
+    )
 
     settings = plan.settings
     distributed.start(settings.use_gpu)
@@ -117,10 +121,12 @@ def train_process(plan: TrainPlan) -> dict | None:
             str(model_dir), settings.batch_pairs, seed=settings.seed, epoch=epoch,
             max_image_pixels=settings.max_image_pixels, reader_workers=settings.reader_workers)
         steps_here = min((epoch + 1) * plan.steps_per_epoch, last_step) - step
-        with open_batches(plan.converters[epoch - plan.start_epoch][rank], loader_settings) as batches:
+        converter = plan.converters[epoch - plan.start_epoch][rank]
+        with open_batches(converter, loader_settings) as batches:
             for batch in itertools.islice(batches, steps_here):
                 started = time.monotonic()
-                # Re-seeded every step (dropout): a resumed run draws what an uninterrupted one would.
+                # Re-seeded every step (dropout): a resumed run draws what an uninterrupted
+                # one would.
                 torch.manual_seed(zlib.crc32(f"{settings.seed}:{step}:{rank}".encode()))
                 lr = learning_rate(step, plan.total_steps, settings)
                 for group in optimizer.param_groups:
@@ -133,8 +139,7 @@ def train_process(plan: TrainPlan) -> dict | None:
                     distributed.gather_with_local_grad(output.visual_embedding),
                     # gloo has no bool all_gather
                     distributed.gather_with_local_grad(inputs["has_image"].long()).bool(),
-                    torch.cat([pair_partners(settings.batch_pairs, device) + r * 2 * settings.batch_pairs
-                               for r in range(processes)]),
+                    global_partners(settings.batch_pairs, processes, device),
                     temperature.scale(), use_micl)
                 optimizer.zero_grad(set_to_none=False)
                 losses["loss"].backward()
@@ -176,6 +181,16 @@ def train_process(plan: TrainPlan) -> dict | None:
                    "pairs_per_s": _mean_throughput(history)}
     distributed.stop()
     return summary
+
+
+def global_partners(batch_pairs: int, processes: int, device):
+    """Partner indices over the gathered batch: each rank's block is [firsts; partners]."""
+    import torch
+
+    from notellm2_udf.training.loss import pair_partners
+
+    return torch.cat([pair_partners(batch_pairs, device) + rank * 2 * batch_pairs
+                      for rank in range(processes)])
 
 
 def _mean_throughput(history: list[dict]) -> float | None:

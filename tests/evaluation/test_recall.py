@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 
 from notellm2_udf.evaluation.recall import (
-    partner_ranks, query_subsets, recall_at, retrieval_arrays, select_test_pairs)
+    partner_ranks,
+    query_subsets,
+    recall_at,
+    retrieval_arrays,
+    select_test_pairs,
+)
 
 
 def test_select_test_pairs_keeps_each_note_once_by_descending_score():

@@ -8,8 +8,12 @@ import pytest
 import torch
 
 from notellm2_udf.training.pairs import (
-    first_held_out_day, number_epoch, split_by_date, undirected_pairs, with_notes)
-from tests.training.fixtures import SAMPLE
+    first_held_out_day,
+    number_epoch,
+    split_by_date,
+    undirected_pairs,
+    with_notes,
+)
 
 
 def _pairs_df(spark, rows):

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from notellm2_udf.training.loop import TrainSettings, learning_rate
-from notellm2_udf.training.loss import (
-    Temperature, infonce_loss, pair_partners, training_loss)
+from notellm2_udf.training.loss import Temperature, infonce_loss, pair_partners, training_loss
 
 # Two pairs laid out [a0, a1, b0, b1]: (a0, b0) and (a1, b1).
 E = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]])

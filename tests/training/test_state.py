@@ -3,8 +3,15 @@
 import torch
 
 from notellm2_udf.training.state import (
-    TrainingState, checkpoint_dir, flatten_optimizer_state, latest_checkpoint,
-    load_training_state, read_step, save_training_checkpoint, unflatten_optimizer_state)
+    TrainingState,
+    checkpoint_dir,
+    flatten_optimizer_state,
+    latest_checkpoint,
+    load_training_state,
+    read_step,
+    save_training_checkpoint,
+    unflatten_optimizer_state,
+)
 
 
 def _stepped_adamw() -> torch.optim.AdamW:

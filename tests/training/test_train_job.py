@@ -30,6 +30,7 @@ def test_train_job_stops_resumes_and_writes_its_outputs(sample_locations, tiny_m
 
 def test_train_job_refuses_a_split_that_leaves_nothing_to_train(
         sample_locations, tiny_model_dir, tmp_path, capsys):
-    code = train.main(_args(sample_locations, tiny_model_dir, tmp_path / "x", "--holdout-days", "2"))
+    code = train.main(_args(sample_locations, tiny_model_dir, tmp_path / "x",
+                            "--holdout-days", "2"))
     assert code == 2
     assert "leaves none to train on" in capsys.readouterr().err
