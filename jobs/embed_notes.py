@@ -1,7 +1,8 @@
 """Embed one day of notes with NoteLLM-2: `notes` partition -> `note_embeddings` + `embedding_errors`.
 
     spark-submit jobs/embed_notes.py --date 2026-11-25 --notes URI --model DIR \
-        --embeddings URI --errors URI [--batch-size N] [--max-image-pixels N]
+        --embeddings URI --errors URI [--batch-size N] [--max-image-pixels N] \
+        [--batch-tokens N] [--partitions N]
 
 URIs are Delta table locations; DIR is a NoteLLM-2 checkpoint readable from every executor.
 Every note_id of the day ends up in `note_embeddings` or `embedding_errors` (or both: a note
@@ -56,6 +57,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-tokens", type=_positive, default=None,
                         help="token budget of one forward pass (default: the encoder's, "
                              "by device)")
+    parser.add_argument("--partitions", type=_positive, default=None,
+                        help="encoding tasks (default: 4 x the default parallelism, so the "
+                             "last wave of tasks leaves few slots idle)")
     parser.add_argument("--max-image-pixels", type=_positive, default=DEFAULT_MAX_IMAGE_PIXELS,
                         help="images with more pixels are refused before decoding "
                              f"(default {DEFAULT_MAX_IMAGE_PIXELS})")
@@ -89,7 +93,9 @@ def embed_day(args: argparse.Namespace, summary: JobSummary) -> None:
     settings = EncoderSettings(args.model, args.max_image_pixels, args.batch_tokens)
 
     unique_df, duplicate_errors_df = split_duplicates(notes_df)
-    encoded_df = encode_notes(unique_df, settings).persist(StorageLevel.MEMORY_AND_DISK)
+    partitions = args.partitions or 4 * spark.sparkContext.defaultParallelism
+    encoded_df = encode_notes(unique_df.repartition(partitions, "note_id"), settings).persist(
+        StorageLevel.MEMORY_AND_DISK)
     try:
         embeddings_df = embeddings_rows(encoded_df, args.date)
         errors_df = error_rows(encoded_df, args.date).unionByName(duplicate_errors_df)
