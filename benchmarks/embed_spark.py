@@ -39,6 +39,7 @@ def main(argv=None) -> int:
     cores = os.cpu_count() or 1
 
     import torch
+    from encode_gpu import build
 
     from jobs import embed_notes
     from notellm2_udf.checkpoint import save_checkpoint
@@ -47,8 +48,6 @@ def main(argv=None) -> int:
     from notellm2_udf.sample_data import SampleSpec, generate
     from notellm2_udf.spark_session import SparkSettings, build_spark_session, metastore_conf
     from schemas import NOTES
-
-    from encode_gpu import build
 
     spark = build_spark_session(SparkSettings(
         app_name="bench-embed-spark", master=f"local[{cores}]",

@@ -1,4 +1,4 @@
-"""Embed one day of notes with NoteLLM-2: `notes` partition -> `note_embeddings` + `embedding_errors`.
+"""Embed one day of notes: `notes` partition -> `note_embeddings` + `embedding_errors`.
 
     spark-submit jobs/embed_notes.py --date 2026-11-25 --notes URI --model DIR \
         --embeddings URI --errors URI [--batch-size N] [--max-image-pixels N] \
@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window

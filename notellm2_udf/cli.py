@@ -14,10 +14,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Sequence
-
 
 # name -> (help, module holding the command, its add-arguments function, its run function).
 # Only the chosen command's module is imported, so `notellm2 sample-data` never loads torch.

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession

@@ -16,7 +16,8 @@ SCRIPTS = Path(__file__).parent / "spark_scripts"
 BIN = Path(sys.executable).parent
 
 
-def _run(command: list[str], env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess:
+def _run(command: list[str], env: dict[str, str],
+         timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout,
                           cwd=REPO_ROOT)
 
