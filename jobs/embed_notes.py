@@ -25,14 +25,21 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from notellm2_udf.delta_io import register_table, replace_days, validate_day
+from notellm2_udf.delta_io import register_table, replace_days
 from notellm2_udf.embed_udf import (
     ENCODED_SCHEMA,
     EncoderSettings,
     load_encoder,
     make_encode_partition,
 )
-from notellm2_udf.job_runtime import JobInputError, JobSummary, require_columns, run_job
+from notellm2_udf.job_runtime import (
+    JobInputError,
+    JobSummary,
+    day_arg,
+    positive_int_arg,
+    require_columns,
+    run_job,
+)
 from notellm2_udf.spark_session import SparkSettings, build_spark_session
 from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS, NOTES
 
@@ -45,39 +52,26 @@ NOTE_COLUMNS = ["dt", "note_id", "title", "content", "topics", "image"]
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--date", required=True, type=_day, help="the dt partition, yyyy-MM-dd")
+    parser.add_argument("--date", required=True, type=day_arg, help="the dt partition, yyyy-MM-dd")
     parser.add_argument("--notes", required=True, help="notes Delta table location")
     parser.add_argument("--model", required=True, help="NoteLLM-2 checkpoint directory")
     parser.add_argument("--embeddings", required=True, help="note_embeddings Delta location")
     parser.add_argument("--errors", required=True, help="embedding_errors Delta location")
-    parser.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE,
+    parser.add_argument("--batch-size", type=positive_int_arg, default=DEFAULT_BATCH_SIZE,
                         help="notes per Arrow batch handed to the encoder "
                              f"(default {DEFAULT_BATCH_SIZE}); the encoder sorts and "
                              "re-batches them by a token budget")
-    parser.add_argument("--batch-tokens", type=_positive, default=None,
+    parser.add_argument("--batch-tokens", type=positive_int_arg, default=None,
                         help="token budget of one forward pass (default: the encoder's, "
                              "by device)")
-    parser.add_argument("--partitions", type=_positive, default=None,
+    parser.add_argument("--partitions", type=positive_int_arg, default=None,
                         help="encoding tasks (default: 4 x the default parallelism, so the "
                              "last wave of tasks leaves few slots idle)")
-    parser.add_argument("--max-image-pixels", type=_positive, default=DEFAULT_MAX_IMAGE_PIXELS,
+    parser.add_argument("--max-image-pixels", type=positive_int_arg,
+                        default=DEFAULT_MAX_IMAGE_PIXELS,
                         help="images with more pixels are refused before decoding "
                              f"(default {DEFAULT_MAX_IMAGE_PIXELS})")
     return parser.parse_args(argv)
-
-
-def _day(text: str) -> str:
-    try:
-        return validate_day(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,6 +6,7 @@ A job's `main(argv)` parses its flags, then calls `run_job(name, body)`. Bad inp
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 import time
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
 
+from notellm2_udf.delta_io import validate_day
 from schemas import TableSpec
 
 log = logging.getLogger("notellm2")
@@ -71,3 +73,22 @@ def require_columns(df: DataFrame, spec: TableSpec, what: str) -> None:
     missing = [name for name in spec.column_names if name not in df.columns]
     if missing:
         raise JobInputError(f"{what} lacks contract columns of {spec.name}: {missing}")
+
+
+def day_arg(text: str) -> str:
+    """argparse type of --date flags: a real yyyy-MM-dd date, nothing else."""
+    try:
+        return validate_day(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def positive_int_arg(text: str) -> int:
+    """argparse type of counts and sizes: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
