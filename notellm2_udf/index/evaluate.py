@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from notellm2_udf.index.shards import as_matrix
+from notellm2_udf.index.shards import as_matrix, concat_batches
 
 EXACT = T.StructType([
     T.StructField("query", T.IntegerType(), False),
@@ -44,8 +44,8 @@ def exact_topk(corpus_df: DataFrame, sample_pdf: pd.DataFrame, *, k: int) -> dic
         from notellm2_udf.index.threads import use_task_cpus
 
         use_task_cpus()
-        part_pdf = pd.concat(list(batches), ignore_index=True)
-        if part_pdf.empty:
+        part_pdf = concat_batches(batches)
+        if part_pdf is None:
             return
         xb = as_matrix(part_pdf["embedding"])
         # D, I: faiss's names for scores and ids.

@@ -41,6 +41,12 @@ def as_matrix(embeddings: pd.Series) -> np.ndarray:
     return np.ascontiguousarray(np.vstack(embeddings.to_numpy()), dtype="float32")
 
 
+def concat_batches(batches: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
+    """All pandas batches of a task as one frame; None for an empty partition."""
+    frames = [batch for batch in batches if len(batch)]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
 def empty_index(params: IndexParams):
     """An untrained index of `params` (inner-product metric)."""
     import faiss
@@ -104,8 +110,8 @@ def build_shards_df(corpus_df: DataFrame, *, num_shards: int, params: IndexParam
         from pyspark import TaskContext
 
         started = time.monotonic()
-        shard_pdf = pd.concat(list(batches), ignore_index=True)
-        if shard_pdf.empty:
+        shard_pdf = concat_batches(batches)
+        if shard_pdf is None:
             return
         use_task_cpus()
         if params.needs_training:

@@ -1,0 +1,157 @@
+"""build_index and related_notes end to end, in-process (main(argv) on the test session)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from jobs import build_index, related_notes
+from tests.index.conftest import (
+    clustered_vectors, embeddings_pdf, exact_related, read_related, write_embeddings,
+)
+
+DAY = "2026-11-24"
+
+
+def build(paths, *extra, day=DAY):
+    embeddings, index_dir, _ = paths
+    return build_index.main(["--date", day, "--embeddings", str(embeddings),
+                             "--index-dir", str(index_dir), *extra])
+
+
+def relate(paths, *extra, day=DAY):
+    """related_notes; the recall sample (three more Spark jobs) only where a test asks."""
+    embeddings, index_dir, related = paths
+    if "--recall-sample" not in extra:
+        extra = ("--recall-sample", "0", *extra)
+    return related_notes.main(["--date", day, "--embeddings", str(embeddings),
+                               "--index-dir", str(index_dir), "--related", related, *extra])
+
+
+def ids(n, prefix="n"):
+    return [f"{prefix}{i:05d}" for i in range(n)]
+
+
+def assert_same_related(found, expected):
+    """Same ids in the same order; scores equal to float32 rounding."""
+    assert sorted(found) == sorted(expected)
+    for note_id, pairs in expected.items():
+        assert [other for other, _ in found[note_id]] == [other for other, _ in pairs], note_id
+        np.testing.assert_allclose([s for _, s in found[note_id]], [s for _, s in pairs],
+                                   atol=1e-5)
+
+
+def test_sharded_exact_related_notes_equal_brute_force(spark, index_paths):
+    xb = clustered_vectors(600, seed=1)
+    xb[10:14] = xb[3]  # exact ties, ordered by related_note_id
+    note_ids = ids(600)
+    write_embeddings(spark, index_paths[0], embeddings_pdf(note_ids, xb, dt=DAY))
+    expected = exact_related(note_ids, xb, 20)
+
+    for shards in ("3", "1"):
+        assert build(index_paths, "--index-type", "flat", "--num-shards", shards) == 0
+        assert relate(index_paths, "--top-k", "20") == 0
+        assert_same_related(read_related(spark, index_paths[2], DAY), expected)
+    assert [other for other, _ in expected["n00003"][:4]] == ["n00010", "n00011", "n00012",
+                                                             "n00013"]
+    rows = spark.table("notellm2.related_notes").where(f"dt = '{DAY}'")
+    assert rows.count() == 600 * 20
+    assert {r.model_version for r in rows.select("model_version").distinct().collect()} == {"m1"}
+
+
+def test_ivf_recall_and_manifest(spark, index_paths, capsys):
+    xb = clustered_vectors(3000, seed=2)
+    note_ids = ids(3000)
+    write_embeddings(spark, index_paths[0], embeddings_pdf(note_ids, xb, dt=DAY))
+    assert build(index_paths, "--index-type", "ivf", "--num-shards", "2") == 0
+    assert relate(index_paths, "--recall-sample", "100") == 0
+    summary = capsys.readouterr().out
+    assert "index=IVF76,Flat" in summary and "shards=2" in summary
+
+    manifest = json.loads((index_paths[1] / f"dt={DAY}" / "manifest.json").read_text())
+    assert (manifest["model_version"], manifest["dimension"], manifest["rows"]) == ("m1", 32, 3000)
+    assert [s["rows"] for s in manifest["shards"]] and sum(
+        s["rows"] for s in manifest["shards"]) == 3000
+    assert [s["offset"] for s in manifest["shards"]] == [0, manifest["shards"][0]["rows"]]
+    assert manifest["search_parameters"] == "nprobe=16"
+
+    found = read_related(spark, index_paths[2], DAY)
+    expected = exact_related(note_ids, xb, 100)
+    recall = np.mean([len({o for o, _ in found[q]} & {o for o, _ in expected[q]}) / 100
+                      for q in note_ids])
+    assert recall >= 0.95
+    reported = float(summary.split("recall@100=")[1].split(",")[0])
+    assert reported >= 0.95
+
+
+def test_rerun_replaces_the_index_and_the_day_atomically(spark, index_paths):
+    xb = clustered_vectors(200, seed=3)
+    other_day = "2026-11-23"
+    write_embeddings(spark, index_paths[0], embeddings_pdf(ids(100), xb[:100], dt=other_day),
+                     embeddings_pdf(ids(100, "m"), xb[100:], dt=DAY))
+    assert build(index_paths, "--index-type", "flat", day=other_day) == 0
+    assert relate(index_paths, "--top-k", "5", day=other_day) == 0
+    before_other = read_related(spark, index_paths[2], other_day)
+
+    builds = []
+    for _ in range(3):
+        assert build(index_paths, "--index-type", "flat", "--num-shards", "2") == 0
+        assert relate(index_paths, "--top-k", "5") == 0
+        manifest = json.loads((index_paths[1] / f"dt={DAY}" / "manifest.json").read_text())
+        builds.append(manifest["build"])
+        results = read_related(spark, index_paths[2], DAY)
+        assert results == (results if len(builds) == 1 else first)
+        first = results
+    assert len(set(builds)) == 3
+    # The published build and the previous one remain; older ones are gone.
+    remaining = sorted(p.name for p in (index_paths[1] / f"dt={DAY}").glob("build-*"))
+    assert remaining == sorted(builds[1:])
+    assert read_related(spark, index_paths[2], other_day) == before_other
+    assert len(first) == 200 and all(len(pairs) == 5 for pairs in first.values())
+
+
+def test_mixed_model_versions_are_refused(spark, index_paths, capsys):
+    xb = clustered_vectors(20, seed=4)
+    write_embeddings(spark, index_paths[0],
+                     embeddings_pdf(ids(10), xb[:10], dt="2026-11-20", model_version="m1"),
+                     embeddings_pdf(ids(10, "x"), xb[10:], dt=DAY, model_version="m2"))
+    assert build(index_paths) == 2
+    err = capsys.readouterr().err
+    assert "2 model versions ['m1', 'm2']" in err
+    assert not (index_paths[1] / f"dt={DAY}" / "manifest.json").exists()
+    # A window that holds only m2 is fine.
+    assert build(index_paths, "--window-days", "3") == 0
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_corpus_not_larger_than_k_gives_every_other_note(spark, index_paths, n):
+    xb = clustered_vectors(n, seed=5)
+    write_embeddings(spark, index_paths[0], embeddings_pdf(ids(n), xb, dt=DAY))
+    assert build(index_paths) == 0
+    assert relate(index_paths) == 0
+    found = read_related(spark, index_paths[2], DAY)
+    assert_same_related(found, {q: pairs for q, pairs in exact_related(ids(n), xb, 100).items()
+                                if pairs})
+
+
+def test_window_latest_row_and_new_queries(spark, index_paths):
+    xb = clustered_vectors(40, seed=6)
+    old, edited, fresh = ids(10, "a"), ids(10, "b"), ids(10, "c")
+    write_embeddings(
+        spark, index_paths[0],
+        embeddings_pdf(ids(10, "z"), xb[30:], dt="2026-10-01"),  # before the 30-day window
+        embeddings_pdf(old + edited, xb[:20], dt="2026-11-01"),
+        embeddings_pdf(edited + fresh, xb[20:40][::-1][:20], dt=DAY),
+    )
+    assert build(index_paths) == 0
+    assert relate(index_paths, "--queries", "new", "--top-k", "5") == 0
+    found = read_related(spark, index_paths[2], DAY)
+    assert sorted(found) == sorted(edited + fresh)
+
+    # The corpus is the latest row of each note in the window: the edited notes' new vectors.
+    corpus_ids = old + edited + fresh
+    corpus_xb = np.vstack([xb[:10], xb[20:40][::-1][:20]])
+    expected = exact_related(corpus_ids, corpus_xb, 5)
+    assert_same_related(found, {q: expected[q] for q in edited + fresh})
