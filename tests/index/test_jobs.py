@@ -9,7 +9,11 @@ import pytest
 
 from jobs import build_index, related_notes
 from tests.index.conftest import (
-    clustered_vectors, embeddings_pdf, exact_related, read_related, write_embeddings,
+    clustered_vectors,
+    embeddings_pdf,
+    exact_related,
+    read_related,
+    write_embeddings,
 )
 
 DAY = "2026-11-24"
@@ -95,15 +99,15 @@ def test_rerun_replaces_the_index_and_the_day_atomically(spark, index_paths):
     assert relate(index_paths, "--top-k", "5", day=other_day) == 0
     before_other = read_related(spark, index_paths[2], other_day)
 
-    builds = []
+    builds, results = [], []
     for _ in range(3):
         assert build(index_paths, "--index-type", "flat", "--num-shards", "2") == 0
         assert relate(index_paths, "--top-k", "5") == 0
         manifest = json.loads((index_paths[1] / f"dt={DAY}" / "manifest.json").read_text())
         builds.append(manifest["build"])
-        results = read_related(spark, index_paths[2], DAY)
-        assert results == (results if len(builds) == 1 else first)
-        first = results
+        results.append(read_related(spark, index_paths[2], DAY))
+    first = results[0]
+    assert results[1] == first and results[2] == first
     assert len(set(builds)) == 3
     # The published build and the previous one remain; older ones are gone.
     remaining = sorted(p.name for p in (index_paths[1] / f"dt={DAY}").glob("build-*"))
