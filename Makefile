@@ -31,7 +31,16 @@ help:
 	@echo "make demo      setup, then the pipeline on sample data (local Spark + Delta)"
 	@echo "make lint      ruff over the code"
 
-setup: $(JOB_STAMP) $(AIRFLOW_STAMP) $(JARS_STAMP) $(SPARK_DEFAULTS)
+CHROMIUM := /usr/bin/chromium
+
+setup: $(JOB_STAMP) $(AIRFLOW_STAMP) $(JARS_STAMP) $(SPARK_DEFAULTS) $(CHROMIUM)
+
+# Headless Chromium renders the QA report in its test (Debian's package; needs root once).
+$(CHROMIUM):
+	@if [ "$$(id -u)" != 0 ]; then \
+	  echo "Chromium is missing: run 'sudo apt-get update && sudo apt-get install -y chromium'"; \
+	  exit 1; fi
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 $(JOB_STAMP): setup.cfg pyproject.toml constraints/job.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
