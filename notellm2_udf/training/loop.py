@@ -123,8 +123,9 @@ def train_process(plan: TrainPlan) -> dict | None:
         steps_here = min((epoch + 1) * plan.steps_per_epoch, last_step) - step
         converter = plan.converters[epoch - plan.start_epoch][rank]
         with open_batches(converter, loader_settings) as batches:
+            # A step's time runs from the end of the previous one: waiting for data counts.
+            last_end = time.monotonic()
             for batch in itertools.islice(batches, steps_here):
-                started = time.monotonic()
                 # Re-seeded every step (dropout): a resumed run draws what an uninterrupted
                 # one would.
                 torch.manual_seed(zlib.crc32(f"{settings.seed}:{step}:{rank}".encode()))
@@ -149,10 +150,10 @@ def train_process(plan: TrainPlan) -> dict | None:
                 distributed.sum_gradients(trainable)
                 optimizer.step()
                 step += 1
-                seconds = time.monotonic() - started
+                seconds, last_end = time.monotonic() - last_end, time.monotonic()
                 record = {"step": step, "epoch": epoch, "lr": lr,
                           **{k: float(v) for k, v in losses.items()},
-                          "temperature": float(temperature.value),
+                          "temperature": float(temperature.value), "seconds": seconds,
                           "pairs_per_s": settings.batch_pairs * processes / seconds}
                 history.append(record)
                 if rank == 0:
@@ -178,7 +179,7 @@ def train_process(plan: TrainPlan) -> dict | None:
         summary = {"steps": step, "total_steps": plan.total_steps, "model_version": version,
                    "final_loss": history[-1]["loss"] if history else None,
                    "temperature": float(temperature.value),
-                   "pairs_per_s": _mean_throughput(history)}
+                   "pairs_per_s": _throughput(history, settings.batch_pairs * processes)}
     distributed.stop()
     return summary
 
@@ -193,7 +194,7 @@ def global_partners(batch_pairs: int, processes: int, device):
                       for rank in range(processes)])
 
 
-def _mean_throughput(history: list[dict]) -> float | None:
-    # The first step pays for the loader's start-up; leave it out when there are others.
-    rates = [record["pairs_per_s"] for record in history[1:] or history]
-    return round(sum(rates) / len(rates), 2) if rates else None
+def _throughput(history: list[dict], pairs_per_step: int) -> float | None:
+    """Pairs per second over the run (data waits included)."""
+    seconds = sum(record["seconds"] for record in history)
+    return round(len(history) * pairs_per_step / seconds, 2) if seconds else None

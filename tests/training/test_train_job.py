@@ -23,7 +23,8 @@ def test_train_job_stops_resumes_and_writes_its_outputs(sample_locations, tiny_m
     assert run["held_out_from"] == "2026-11-21" and run["resumed_at_step"] == 2
     log = [json.loads(line) for line in (output / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == list(range(1, run["steps_per_epoch"] + 1))
-    assert {"loss", "multimodal", "visual", "temperature", "lr", "pairs_per_s"} <= set(log[0])
+    assert {"loss", "multimodal", "visual", "temperature", "lr", "seconds", "pairs_per_s"} <= set(
+        log[0])
     assert (output / "model" / "model.safetensors").exists()
     assert (output / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
 
