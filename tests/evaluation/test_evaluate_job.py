@@ -25,10 +25,10 @@ def test_with_inputs_blanks_text_or_image(spark):
         f.dataType for f in notes_df.schema]
 
 
-def test_evaluate_job_writes_the_report(spark, eval_model_dir, eval_sample_locations, tmp_path):
-    notes_uri, pairs_uri = eval_sample_locations
+def test_evaluate_job_writes_the_report(spark, tiny_model_dir, sample_locations, tmp_path):
+    notes_uri, pairs_uri = sample_locations
     report = tmp_path / "report"
-    code = evaluate.main(["--pairs", pairs_uri, "--notes", notes_uri, "--model", eval_model_dir,
+    code = evaluate.main(["--pairs", pairs_uri, "--notes", notes_uri, "--model", tiny_model_dir,
                           "--report", str(report), "--ks", "1,10,1000"])
     assert code == 0
     metrics = json.loads((report / "metrics.json").read_text())
@@ -59,8 +59,8 @@ def test_evaluate_job_writes_the_report(spark, eval_model_dir, eval_sample_locat
     assert "| image only | all |" in (report / "report.md").read_text()
 
 
-def test_evaluate_job_refuses_a_model_that_is_not_there(eval_sample_locations, tmp_path, capsys):
-    notes_uri, pairs_uri = eval_sample_locations
+def test_evaluate_job_refuses_a_model_that_is_not_there(sample_locations, tmp_path, capsys):
+    notes_uri, pairs_uri = sample_locations
     code = evaluate.main(["--pairs", pairs_uri, "--notes", notes_uri,
                           "--model", str(tmp_path / "none"), "--report", str(tmp_path / "r")])
     assert code == 2
