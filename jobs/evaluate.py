@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.embed_notes import NOTE_COLUMNS, check_model_dir, encode_notes, split_duplicates
-from jobs.train import add_split_arguments, held_out_start, positive_int, read_table
+from jobs.train import add_split_arguments, held_out_start, read_table
 from notellm2_udf.checkpoint import model_version
 from notellm2_udf.embed_udf import EncoderSettings
 from notellm2_udf.evaluation.recall import (
@@ -35,7 +35,7 @@ from notellm2_udf.evaluation.recall import (
     select_test_pairs,
 )
 from notellm2_udf.evaluation.report import INPUT_TITLES, write_report
-from notellm2_udf.job_runtime import JobInputError, JobSummary, run_job
+from notellm2_udf.job_runtime import JobInputError, JobSummary, positive_int_arg, run_job
 from notellm2_udf.spark_session import SparkSettings, build_spark_session
 from notellm2_udf.training.pairs import split_by_date
 from schemas import NOTES, RELATED_PAIRS
@@ -64,11 +64,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--notes", required=True, help="notes Delta table location")
     parser.add_argument("--model", required=True, help="NoteLLM-2 checkpoint directory")
     parser.add_argument("--report", required=True, help="directory for the report files")
-    parser.add_argument("--ks", type=comma_list(positive_int), default=list(DEFAULT_KS),
+    parser.add_argument("--ks", type=comma_list(positive_int_arg), default=list(DEFAULT_KS),
                         help="comma-separated K values (default 10,20,50,100,1000)")
     parser.add_argument("--inputs", type=comma_list(input_name), default=list(INPUT_TITLES),
                         help="comma-separated among full,image,text (default all three)")
-    parser.add_argument("--max-image-pixels", type=positive_int, default=40_000_000)
+    parser.add_argument("--max-image-pixels", type=positive_int_arg, default=40_000_000)
     add_split_arguments(parser)
     return parser.parse_args(argv)
 

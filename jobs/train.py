@@ -26,8 +26,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.embed_notes import check_model_dir, split_duplicates
-from notellm2_udf.delta_io import validate_day
-from notellm2_udf.job_runtime import JobInputError, JobSummary, require_columns, run_job
+from notellm2_udf.job_runtime import (
+    JobInputError,
+    JobSummary,
+    day_arg,
+    positive_int_arg,
+    require_columns,
+    run_job,
+)
 from notellm2_udf.spark_session import SparkSettings, build_spark_session
 from notellm2_udf.training.data import make_rank_converters
 from notellm2_udf.training.loop import TrainPlan, TrainSettings, train_process
@@ -44,26 +50,12 @@ from schemas import NOTES, RELATED_PAIRS, TableSpec
 log = logging.getLogger("notellm2.train")
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def day(text: str) -> str:
-    try:
-        return validate_day(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
 def add_split_arguments(parser: argparse.ArgumentParser) -> None:
     """The train / held-out split, shared with jobs/evaluate.py so both agree by default."""
     split = parser.add_mutually_exclusive_group()
-    split.add_argument("--holdout-days", type=positive_int, default=1,
+    split.add_argument("--holdout-days", type=positive_int_arg, default=1,
                        help="hold out the last N days of pairs (default 1)")
-    split.add_argument("--held-out-from", type=day, metavar="yyyy-MM-dd",
+    split.add_argument("--held-out-from", type=day_arg, metavar="yyyy-MM-dd",
                        help="hold out pairs from this day on")
 
 
@@ -73,13 +65,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--notes", required=True, help="notes Delta table location")
     parser.add_argument("--init-model", required=True, help="NoteLLM-2 checkpoint to start from")
     parser.add_argument("--output", required=True, help="directory for the model, checkpoints, log")
-    parser.add_argument("--epochs", type=positive_int, default=1)
-    parser.add_argument("--batch-pairs", type=positive_int, default=16,
+    parser.add_argument("--epochs", type=positive_int_arg, default=1)
+    parser.add_argument("--batch-pairs", type=positive_int_arg, default=16,
                         help="pairs per process and step (default 16, the paper's per-GPU batch)")
     parser.add_argument("--lr", type=float, default=3e-6, help="peak learning rate (default 3e-6)")
     parser.add_argument("--weight-decay", type=float, default=0.001)
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
-    parser.add_argument("--num-processes", type=positive_int, default=1)
+    parser.add_argument("--num-processes", type=positive_int_arg, default=1)
     parser.add_argument("--use-gpu", action="store_true", help="one GPU per process, bf16 autocast")
     parser.add_argument("--on-executors", action="store_true",
                         help="run the processes as Spark tasks (cluster) instead of locally")
@@ -87,7 +79,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="save a resumable checkpoint every N steps (default: at the end only)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the last checkpoint in --output")
-    parser.add_argument("--stop-at-step", type=positive_int, default=None,
+    parser.add_argument("--stop-at-step", type=positive_int_arg, default=None,
                         help="stop after this global step (checkpointed); continue with --resume")
     parser.add_argument("--seed", type=int, default=0, help="data order, image flips, dropout")
     parser.add_argument("--cache-dir", default=None,
