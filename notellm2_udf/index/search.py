@@ -137,10 +137,13 @@ def loaded_index(manifest: dict) -> LoadedIndex:
     return _LOADED[key]
 
 
-def related_notes_df(queries_df: DataFrame, *, manifest: dict, k: int) -> DataFrame:
+def related_notes_df(queries_df: DataFrame, *, manifest: dict, k: int,
+                     num_tasks: int) -> DataFrame:
     """RELATED rows (note_id, rank, related_note_id, score) of every row of queries_df.
 
-    queries_df needs note_id and embedding; each task loads the whole index (all shards).
+    queries_df needs note_id and embedding; they are spread over `num_tasks` tasks (a
+    small corpus would otherwise arrive as one coalesced partition, i.e. one core), and
+    each task searches the whole index (all shards).
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -152,4 +155,5 @@ def related_notes_df(queries_df: DataFrame, *, manifest: dict, k: int) -> DataFr
             if len(batch):
                 yield index.related(batch["note_id"].to_numpy(), as_matrix(batch["embedding"]), k)
 
-    return queries_df.select("note_id", "embedding").mapInPandas(search, RELATED)
+    return (queries_df.select("note_id", "embedding").repartition(num_tasks)
+            .mapInPandas(search, RELATED))

@@ -60,6 +60,8 @@ def test_sharded_exact_related_notes_equal_brute_force(spark, index_paths):
         assert_same_related(read_related(spark, index_paths[2], DAY), expected)
     assert [other for other, _ in expected["n00003"][:4]] == ["n00010", "n00011", "n00012",
                                                              "n00013"]
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{index_paths[2]}`").first()
+    assert detail["properties"]["delta.dataSkippingNumIndexedCols"] == "2"
     rows = spark.table("notellm2.related_notes").where(f"dt = '{DAY}'")
     assert rows.count() == 600 * 20
     assert {r.model_version for r in rows.select("model_version").distinct().collect()} == {"m1"}

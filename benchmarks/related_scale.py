@@ -1,0 +1,307 @@
+"""Related notes at scale: the Spark jobs against one plain Python process, and Spark LSH.
+
+    python benchmarks/related_scale.py --sizes 100000,300000,1000000 --lsh-size 20000 \
+        --out out/related_scale
+
+Data: clustered synthetic unit vectors (64-d, noise 1.0, one centre per 500 notes: 2,000 at
+1M as in ../shared/STACK.md), one day, written once per size as Parquet and converted to a Delta
+note_embeddings table (not timed). Then, timed one after the other on the same machine:
+  spark  spark-submit jobs/build_index.py, then jobs/related_notes.py (local[2], --index-type
+         auto, top-100 of every note, recall sampled on 200 queries against exact)
+  plain  one Python process: the same Parquet, the same index parameters (params.py), FAISS
+         on 2 threads, top-100 of every note, the same rows written as Parquet with pyarrow,
+         recall on 200 queries against exact
+  lsh    (--lsh-size notes) Spark MLlib BucketedRandomProjectionLSH approxSimilarityJoin and
+         a top-100 window, the Spark-native peer
+Spark runs against a private metastore under --out. Writes <out>/related_scale.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+DAY = "2026-11-24"
+DIM = 64
+TOP_K = 100
+RECALL_QUERIES = 200
+MODEL = "synthetic"
+
+
+def clustered_unit_vectors(n: int, *, d: int = DIM, noise: float = 1.0,
+                           seed: int = 0) -> np.ndarray:
+    """Unit vectors around n/500 centres: STACK.md's 1M around 2,000, the same density at
+    every size (with 2,000 centres at 100k a note's top-100 spans many clusters, a much
+    harder set than the 1M one)."""
+    rng = np.random.default_rng(seed)
+    centres = max(1, n // 500)
+    centre = rng.standard_normal((centres, d)).astype("float32")
+    x = centre[rng.integers(0, centres, n)]
+    x += noise * rng.standard_normal((n, d), dtype="float32")
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def write_parquet_embeddings(n: int, path: Path) -> Path:
+    """note_embeddings rows of one day under path/dt=DAY/, as pyarrow writes them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    xb = clustered_unit_vectors(n)
+    table = pa.table({
+        "note_id": pa.array([f"n{i:08d}" for i in range(n)]),
+        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(xb.ravel()), DIM).cast(
+            pa.list_(pa.float32())),
+        "visual_embedding": pa.nulls(n, pa.list_(pa.float32())),
+        "model_version": pa.array([MODEL] * n),
+        "image_ok": pa.array(np.zeros(n, dtype=bool)),
+    })
+    part = path / f"dt={DAY}"
+    part.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, part / "part-00000.parquet", row_group_size=65536)
+    return part
+
+
+def read_parquet_embeddings(part: Path) -> tuple[np.ndarray, np.ndarray]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(part, columns=["note_id", "embedding"])
+    ids = table["note_id"].to_numpy()
+    xb = np.stack(table["embedding"].to_numpy(zero_copy_only=False)).astype("float32")
+    return ids, xb
+
+
+def recall(found: np.ndarray, exact: np.ndarray) -> float:
+    return float(np.mean([len(set(a[a >= 0]) & set(b[b >= 0])) / max(1, (b >= 0).sum())
+                          for a, b in zip(found, exact)]))
+
+
+def run_plain(part: Path, out: Path) -> dict:
+    """The plain process: everything the two Spark jobs do, in one Python process."""
+    import faiss
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from notellm2_udf.index.params import choose_params
+    from notellm2_udf.index.search import search_shards
+    from notellm2_udf.index.shards import fill_shard, train_index
+
+    started = time.monotonic()
+    ids, xb = read_parquet_embeddings(part)
+    order = np.argsort(ids, kind="stable")  # global ids in note_id order, as the jobs use
+    ids, xb = ids[order], np.ascontiguousarray(xb[order])
+    params = choose_params(n=len(xb), d=DIM)
+    rng = np.random.default_rng(0)
+    sample = rng.choice(len(xb), params.train_size(len(xb)), replace=False) if (
+        params.needs_training) else np.arange(0)
+    faiss.omp_set_num_threads(2)
+    index = fill_shard(train_index(xb[np.sort(sample)], params=params, threads=2), xb)
+    if params.search:
+        faiss.ParameterSpace().set_index_parameters(index, params.search)
+    build_s = time.monotonic() - started
+
+    schema = pa.schema([("dt", pa.string()), ("note_id", pa.string()), ("rank", pa.int32()),
+                        ("related_note_id", pa.string()), ("score", pa.float32()),
+                        ("model_version", pa.string())])
+    rows = 0
+    with pq.ParquetWriter(out, schema) as writer:
+        for lo in range(0, len(xb), 10_000):
+            hi = min(lo + 10_000, len(xb))
+            D, G = search_shards([(index, 0)], xb[lo:hi], TOP_K, exclude=np.arange(lo, hi))
+            found = G >= 0
+            n_rows = int(found.sum())
+            writer.write_table(pa.table({
+                "dt": pa.array([DAY] * n_rows), "note_id": np.repeat(ids[lo:hi], found.sum(1)),
+                "rank": np.broadcast_to(np.arange(1, TOP_K + 1, dtype="int32"), G.shape)[found],
+                "related_note_id": ids[G[found]], "score": D[found],
+                "model_version": pa.array([MODEL] * n_rows)}, schema=schema))
+            rows += n_rows
+    search_s = time.monotonic() - started - build_s
+
+    queries = np.random.default_rng(1).choice(len(xb), RECALL_QUERIES, replace=False)
+    _, G = search_shards([(index, 0)], xb[queries], TOP_K, exclude=queries)
+    scores = xb[queries] @ xb.T
+    scores[np.arange(len(queries)), queries] = -np.inf
+    exact = np.argsort(-scores, axis=1, kind="stable")[:, :TOP_K]
+    return {"factory": params.factory, "search": params.search, "rows": rows,
+            "build_s": round(build_s, 1), "search_write_s": round(search_s, 1),
+            "recall": round(recall(G, exact), 4),
+            "total_s": round(time.monotonic() - started, 1)}
+
+
+def run_lsh(part: Path) -> dict:
+    """Spark MLlib's LSH similarity join + top-100 window (run under spark-submit)."""
+    from pyspark.ml.feature import BucketedRandomProjectionLSH
+    from pyspark.ml.functions import array_to_vector
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from notellm2_udf.spark_session import SparkSettings, build_spark_session
+
+    spark = build_spark_session(SparkSettings(app_name="related_scale lsh"))
+    ids, xb = read_parquet_embeddings(part)
+    queries = np.random.default_rng(1).choice(len(xb), RECALL_QUERIES, replace=False)
+    scores = xb[queries] @ xb.T
+    scores[np.arange(len(queries)), queries] = -np.inf
+    exact = np.argsort(-scores, axis=1, kind="stable")[:, :TOP_K]
+    # Give LSH the right radius: the median distance of the 100th neighbour.
+    kth_cos = float(np.median(np.take_along_axis(scores, exact[:, -1:], 1)))
+    threshold = float(np.sqrt(2 - 2 * kth_cos)) * 1.1
+
+    started = time.monotonic()
+    notes_df = spark.read.parquet(str(part)).select(
+        "note_id", array_to_vector("embedding").alias("v"))
+    model = BucketedRandomProjectionLSH(inputCol="v", outputCol="h", bucketLength=threshold,
+                                        numHashTables=3, seed=0).fit(notes_df)
+    nearest = Window.partitionBy("note_id").orderBy("dist", "related_note_id")
+    related_df = (
+        model.approxSimilarityJoin(notes_df, notes_df, threshold, distCol="dist")
+        .select(F.col("datasetA.note_id").alias("note_id"),
+                F.col("datasetB.note_id").alias("related_note_id"), "dist")
+        .where(F.col("note_id") != F.col("related_note_id"))
+        .withColumn("rank", F.row_number().over(nearest))
+        .where(F.col("rank") <= TOP_K)
+    )
+    pdf = related_df.toPandas()
+    seconds = time.monotonic() - started
+    position = {note_id: i for i, note_id in enumerate(ids)}
+    by_query = pdf.groupby("note_id")["related_note_id"].agg(list)
+    found = np.full((len(queries), TOP_K), -1)
+    for row, q in enumerate(queries):
+        got = [position[r] for r in by_query.get(ids[q], [])]
+        found[row, :len(got)] = got
+    return {"notes": len(xb), "threshold": round(threshold, 3),
+            "bucket_length": round(threshold, 3), "hash_tables": 3, "rows": len(pdf),
+            "seconds": round(seconds, 1),
+            "recall": round(recall(found, exact), 4)}
+
+
+def timed(command: list[str], env: dict) -> tuple[float, str]:
+    started = time.monotonic()
+    result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{command[:3]} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    return time.monotonic() - started, result.stdout
+
+
+def summary_facts(stdout: str) -> dict:
+    line = next(line for line in stdout.splitlines() if " done in " in line)
+    return dict(re.findall(r"(\S+?)=(\[[^\]]*\]|[^,]+)", line.split(": ", 1)[1]))
+
+
+def run_size(n: int, out: Path, env: dict, spark_submit: list[str]) -> dict:
+    data = out / f"n{n}"
+    part = write_parquet_embeddings(n, data / "note_embeddings")
+    timed(spark_submit + [__file__, "convert", "--table", str(data / "note_embeddings")], env)
+    common = ["--date", DAY, "--embeddings", str(data / "note_embeddings"),
+              "--index-dir", str(data / "index")]
+    build_s, build_out = timed(spark_submit + [str(REPO / "jobs/build_index.py"), *common], env)
+    related_s, related_out = timed(
+        spark_submit + [str(REPO / "jobs/related_notes.py"), *common,
+                        "--related", str(data / "related_notes"), "--top-k", str(TOP_K),
+                        "--recall-sample", str(RECALL_QUERIES)], env)
+    plain_s, plain_out = timed([sys.executable, __file__, "plain", "--part", str(part),
+                                "--result", str(data / "plain_related.parquet")], env)
+    plain = json.loads(plain_out.strip().splitlines()[-1])
+    built, related = summary_facts(build_out), summary_facts(related_out)
+    spark_s = build_s + related_s
+    return {
+        "notes": n, "index": built["index"], "search": built["search"],
+        "shards": int(built["shards"]),
+        "spark_build_s": round(build_s, 1), "spark_related_s": round(related_s, 1),
+        "spark_s": round(spark_s, 1), "spark_rows": int(related["rows"]),
+        "spark_recall": float(related[f"recall@{TOP_K}"]),
+        "spark_job_build_s": float(built["build_s"]),
+        "spark_job_search_write_s": float(related["search_write_s"]),
+        "plain_s": round(plain_s, 1), "plain": plain,
+        "ratio": round(spark_s / plain_s, 2),
+    }
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"Run {result['date']} on {result['machine']}; load average before: "
+        f"{result['load_before']}, after: {result['load_after']}.", "",
+        "| notes | index | shards | Spark build s | Spark related s | Spark total s | "
+        "plain total s | Spark / plain | recall@100 Spark | recall@100 plain | rows |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["sizes"]:
+        lines.append(
+            f"| {r['notes']:,} | {r['index']} {r['search']} | {r['shards']} | "
+            f"{r['spark_build_s']} | {r['spark_related_s']} | {r['spark_s']} | {r['plain_s']} | "
+            f"{r['ratio']} | {r['spark_recall']} | {r['plain']['recall']} | "
+            f"{r['spark_rows']:,} |")
+    if result.get("lsh"):
+        lsh = result["lsh"]
+        lines += ["", f"Spark MLlib BucketedRandomProjectionLSH at {lsh['notes']:,} notes "
+                  f"(bucketLength {lsh['bucket_length']}, {lsh['hash_tables']} tables, join "
+                  f"threshold {lsh['threshold']}): {lsh['seconds']} s for the join + top-100 "
+                  f"(spark-submit wall {lsh['wall_s']} s), recall@100 {lsh['recall']}."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", nargs="?", default="bench", choices=("bench", "plain", "lsh",
+                                                                     "convert"))
+    parser.add_argument("--sizes", default="100000,300000,1000000")
+    parser.add_argument("--lsh-size", type=int, default=20000, help="0: skip the LSH peer")
+    parser.add_argument("--out", type=Path, default=REPO / "out" / "related_scale")
+    parser.add_argument("--part", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--table", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.mode == "plain":
+        print(json.dumps(run_plain(args.part, args.result)))
+        return 0
+    if args.mode == "lsh":
+        print(json.dumps(run_lsh(args.part)))
+        return 0
+    if args.mode == "convert":
+        from notellm2_udf.spark_session import SparkSettings, build_spark_session
+
+        spark = build_spark_session(SparkSettings(app_name="related_scale convert"))
+        spark.sql(f"CONVERT TO DELTA parquet.`{args.table}` PARTITIONED BY (dt STRING)")
+        return 0
+
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "SPARK_CONF_DIR": str(out / "conf"), "SPARK_LOCAL_IP": "127.0.0.1",
+           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    subprocess.run([str(BIN / "notellm2"), "spark-defaults", "--jars-dir",
+                    str(REPO / ".cache" / "jars"), "--lakehouse", str(out / "lakehouse"),
+                    "--write"], env=env, check=True, capture_output=True)
+    spark_submit = [str(BIN / "spark-submit"), "--master", "local[2]", "--driver-memory", "8g"]
+    result = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+              "machine": f"{os.cpu_count()} cores, no GPU", "load_before": os.getloadavg(),
+              "sizes": []}
+    for n in [int(size) for size in args.sizes.split(",")]:
+        result["sizes"].append(run_size(n, out, env, spark_submit))
+        print(json.dumps(result["sizes"][-1]), flush=True)
+    if args.lsh_size:
+        part = write_parquet_embeddings(args.lsh_size, out / f"lsh{args.lsh_size}")
+        wall_s, stdout = timed(spark_submit + [__file__, "lsh", "--part", str(part)], env)
+        result["lsh"] = {**json.loads(stdout.strip().splitlines()[-1]), "wall_s": round(wall_s, 1)}
+        print(json.dumps(result["lsh"]), flush=True)
+    result["load_after"] = os.getloadavg()
+    (out / "related_scale.json").write_text(json.dumps(result, indent=1))
+    (out / "related_scale.md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
