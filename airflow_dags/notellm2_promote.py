@@ -4,7 +4,7 @@ The model registry is a directory on storage every executor mounts (the jobs rea
 checkpoints as local paths):
 
     <models_root>/base                the checkpoint training starts from
-    <models_root>/candidates/<day>/   what the training run of <day> wrote
+    <models_root>/candidates/<day>/   what the training run of <day> wrote (model/ in it)
     <models_root>/reports/<day>/{candidate,current}/metrics.json   evaluate.py's reports
     <models_root>/current             symlink to the promoted checkpoint (the daily DAG's model)
     <models_root>/promotions.jsonl    one line per decision, promoted or not
@@ -68,3 +68,32 @@ def swap_link(link: Path, target: Path) -> None:
     staging.unlink(missing_ok=True)
     staging.symlink_to(target.resolve())
     os.replace(staging, link)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The train DAG's promote step by hand (the demo uses it); prints the decision.
+
+        python airflow_dags/notellm2_promote.py --models-root DIR --day D --candidate DIR \
+            --candidate-metrics FILE --current-metrics FILE
+
+    Exit 0 whether or not it promoted, 2 on a report without the metric.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    for flag in ("--models-root", "--day", "--candidate", "--candidate-metrics",
+                 "--current-metrics"):
+        parser.add_argument(flag, required=True)
+    args = parser.parse_args(argv)
+    try:
+        decision = decide_and_promote(args.models_root, args.day, args.candidate,
+                                      args.candidate_metrics, args.current_metrics)
+    except PromotionError as err:
+        print(f"promote: {err}")
+        return 2
+    print(json.dumps(decision))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

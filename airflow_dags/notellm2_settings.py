@@ -21,10 +21,11 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = os.environ.get("NOTELLM2_SPARK_SUBMIT", str(REPO_ROOT / ".venv/bin/spark-submit"))
@@ -215,21 +216,25 @@ def resolve_day(params: Mapping[str, Any], context: Mapping[str, Any]) -> str:
     return check_day(day)
 
 
+def _resolved(name: str) -> str:
+    """Jinja expression of a resolved setting: the resolve task's XCom."""
+    return f"ti.xcom_pull(task_ids='{RESOLVE_TASK_ID}')['{name}']"
+
+
 def setting(name: str) -> str:
-    """Template of a resolved setting (the XCom of the resolve task), for templated fields."""
-    return "{{ ti.xcom_pull(task_ids='%s')['%s'] }}" % (RESOLVE_TASK_ID, name)
+    """Template of a resolved setting, for templated fields."""
+    return "{{ " + _resolved(name) + " }}"
 
 
 def optional_flag(flag: str, name: str) -> str:
     """One argument `--flag=value`, or nothing when the setting is empty."""
-    value = "ti.xcom_pull(task_ids='%s')['%s']" % (RESOLVE_TASK_ID, name)
-    return "{{ ('%s=%%s' %% %s) if %s != '' else '' }}" % (flag, value, value)
+    value = _resolved(name)
+    return "{{ ('" + flag + "=' ~ " + value + ") if " + value + " != '' else '' }}"
 
 
 def switch(flag: str, name: str) -> str:
     """The argument `flag` when the setting is "true", else nothing."""
-    return "{{ '%s' if ti.xcom_pull(task_ids='%s')['%s'] == 'true' else '' }}" % (
-        flag, RESOLVE_TASK_ID, name)
+    return "{{ '" + flag + "' if " + _resolved(name) + " == 'true' else '' }}"
 
 
 def spark_job(task_id: str, script: str, args: list[str], **kwargs: Any):

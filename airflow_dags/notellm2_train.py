@@ -5,7 +5,8 @@
 
 **Which week.** A `CronDataIntervalTimetable` at 03:00 UTC on Mondays: the run covering
 the week starting Monday D fires a week later and its `{{ ds }}` is D. It trains on the whole
-`related_pairs` table as it is then and writes `<models_root>/candidates/<D>/`.
+`related_pairs` table as it is then and writes `<models_root>/candidates/<D>/` (the
+checkpoint in its `model/`).
 
 **Promotion.** The candidate and the current model (`<models_root>/current`, else
 `<models_root>/base` before the first promotion) are evaluated on the same pairs in the same
@@ -60,7 +61,8 @@ with DAG(
             raise AirflowFailException(f"refusing to run: {err}") from None
         root = resolved["models_root"].rstrip("/")
         resolved["init_model"] = resolved["init_model"] or f"{root}/base"
-        resolved["candidate"] = f"{root}/candidates/{day}"
+        resolved["candidate_dir"] = f"{root}/candidates/{day}"
+        resolved["candidate"] = f"{root}/candidates/{day}/model"  # train.py writes DIR/model
         resolved["current_model"] = current_model(root)
         resolved["reports"] = f"{root}/reports/{day}"
         return resolved
@@ -68,7 +70,7 @@ with DAG(
     train = spark_job(
         "train", "train.py",
         ["--pairs", setting("pairs"), "--notes", setting("notes"),
-         "--init-model", setting("init_model"), "--output", setting("candidate"),
+         "--init-model", setting("init_model"), "--output", setting("candidate_dir"),
          "--epochs", setting("epochs"), "--batch-pairs", setting("batch_pairs"),
          "--num-processes", setting("num_processes"), switch("--use-gpu", "use_gpu")],
         execution_timeout=timedelta(hours=24))

@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from datetime import datetime, timezone
-from typing import Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -98,7 +98,7 @@ def publication_record(related_df: DataFrame, embeddings_df: DataFrame, errors_d
         "embedded": embeddings_df.count(),
         "errors": errors_df.count(),
         "run_id": run_id,
-        "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 

@@ -21,8 +21,8 @@ Reads only; exit 0 when all pass, 2 with a one-line list of the failed checks ot
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
-from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd

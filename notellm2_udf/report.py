@@ -20,7 +20,7 @@ import html
 import io
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from notellm2_udf.images import ImageDecodeError, decode_image
@@ -106,7 +106,8 @@ def thumbnail_data_uri(image: bytes | None, px: int) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def histogram_bins(scores: list[float], bins: int = HISTOGRAM_BINS) -> list[tuple[float, float, int]]:
+def histogram_bins(scores: list[float],
+                   bins: int = HISTOGRAM_BINS) -> list[tuple[float, float, int]]:
     """Equal-width bins over [min, max] of the scores: (low, high, count)."""
     if not scores:
         return []
@@ -150,7 +151,7 @@ def render_report(data: ReportData) -> str:
         f"<style>{_CSS}</style></head><body>",
         f"<h1>notellm2 related notes, dt={_e(data.day)}</h1>",
         f"<p>model_version: {_e(', '.join(data.model_versions) or 'none')}; generated "
-        f"{_e(datetime.now(timezone.utc).isoformat(timespec='seconds'))}</p>",
+        f"{_e(datetime.now(UTC).isoformat(timespec='seconds'))}</p>",
         "<h2>Sample query notes and their top related notes</h2>",
         *(_panel(panel) for panel in data.panels),
         "" if data.panels else "<p>No related notes for this day.</p>",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -76,7 +76,7 @@ def test_days_that_are_not_yyyy_mm_dd_are_refused(day):
 def test_the_day_is_the_param_else_ds_else_the_interval_start():
     assert settings.resolve_day({"day": "2026-11-20"}, {"ds": "2026-11-25"}) == "2026-11-20"
     assert settings.resolve_day({"day": None}, {"ds": "2026-11-25"}) == "2026-11-25"
-    start = datetime(2026, 11, 24, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 24, tzinfo=UTC)
     assert settings.resolve_day({}, {"data_interval_start": start}) == "2026-11-24"
     with pytest.raises(settings.SettingError, match="no logical date"):
         settings.resolve_day({}, {})

@@ -24,7 +24,8 @@ TRAIN_SETTINGS = {
     "models_root": "/shared/models", "init_model": "/shared/models/base", "epochs": 1,
     "batch_pairs": 16, "num_processes": 2, "use_gpu": "true", "spark_packages": "",
     "spark_jars": "", "spark_py_files": "/shared/notellm2.zip", "spark_properties_file": "",
-    "candidate": "/shared/models/candidates/2026-11-23",
+    "candidate_dir": "/shared/models/candidates/2026-11-23",
+    "candidate": "/shared/models/candidates/2026-11-23/model",
     "current_model": "/shared/models/candidates/2026-11-16",
     "reports": "/shared/models/reports/2026-11-23"}
 
@@ -123,5 +124,5 @@ def test_train_dag_graph_and_commands(dags):
         "--model", "/shared/models/candidates/2026-11-16",
         "--report", "/shared/models/reports/2026-11-23/current"]
     assert tasks["evaluate_candidate"]["application_args"][4:8] == [
-        "--model", "/shared/models/candidates/2026-11-23",
+        "--model", "/shared/models/candidates/2026-11-23/model",
         "--report", "/shared/models/reports/2026-11-23/candidate"]
