@@ -53,20 +53,10 @@ with DAG(
     @task(task_id="resolve_settings", retries=0, execution_timeout=timedelta(minutes=5))
     def resolve_settings() -> dict:
         """Params > Variables > defaults, all checked; the day of the run."""
-        from airflow.sdk import Variable, get_current_context
-        from airflow.sdk.exceptions import AirflowFailException
-        from notellm2_settings import SettingError, resolve_day
-        from notellm2_settings import resolve_settings as resolve
+        from airflow.sdk import get_current_context
+        from notellm2_settings import resolve_run
 
-        context = get_current_context()
-        params = context["params"]
-        try:
-            resolved = resolve(DAILY_SETTINGS, params,
-                               lambda key: Variable.get(key, default=None))
-            resolved["day"] = resolve_day(params, context)
-        except SettingError as err:
-            raise AirflowFailException(f"refusing to run: {err}") from None
-        return resolved
+        return resolve_run(DAILY_SETTINGS, get_current_context())
 
     @task.sensor(task_id="wait_for_notes", mode="reschedule", poke_interval=600,
                  timeout=timedelta(hours=12).total_seconds(), retries=0,

@@ -216,6 +216,25 @@ def resolve_day(params: Mapping[str, Any], context: Mapping[str, Any]) -> str:
     return check_day(day)
 
 
+def resolve_run(settings: tuple[Setting, ...], context: Mapping[str, Any]) -> dict[str, Any]:
+    """The resolve task of a DAG: its settings and day, or the run fails without retries."""
+    from airflow.sdk import Variable
+    from airflow.sdk.exceptions import AirflowFailException
+
+    params, problems = context["params"], []
+    try:
+        resolved = resolve_settings(settings, params, lambda key: Variable.get(key, default=None))
+    except SettingError as err:
+        problems.append(str(err))
+    try:
+        day = resolve_day(params, context)
+    except SettingError as err:
+        problems.append(str(err))
+    if problems:
+        raise AirflowFailException("refusing to run: " + "; ".join(problems))
+    return {**resolved, "day": day}
+
+
 def _resolved(name: str) -> str:
     """Jinja expression of a resolved setting: the resolve task's XCom."""
     return f"ti.xcom_pull(task_ids='{RESOLVE_TASK_ID}')['{name}']"

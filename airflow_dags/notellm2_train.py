@@ -46,19 +46,12 @@ with DAG(
     @task(task_id="resolve_settings", retries=0, execution_timeout=timedelta(minutes=5))
     def resolve_settings() -> dict:
         """Params > Variables > defaults, all checked; the run's day and model paths."""
-        from airflow.sdk import Variable, get_current_context
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.sdk import get_current_context
         from notellm2_promote import current_model
-        from notellm2_settings import SettingError, resolve_day
-        from notellm2_settings import resolve_settings as resolve
+        from notellm2_settings import resolve_run
 
-        context = get_current_context()
-        try:
-            resolved = resolve(TRAIN_SETTINGS, context["params"],
-                               lambda key: Variable.get(key, default=None))
-            resolved["day"] = day = resolve_day(context["params"], context)
-        except SettingError as err:
-            raise AirflowFailException(f"refusing to run: {err}") from None
+        resolved = resolve_run(TRAIN_SETTINGS, get_current_context())
+        day = resolved["day"]
         root = resolved["models_root"].rstrip("/")
         resolved["init_model"] = resolved["init_model"] or f"{root}/base"
         resolved["candidate_dir"] = f"{root}/candidates/{day}"

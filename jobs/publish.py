@@ -35,20 +35,14 @@ _RUN_ID = re.compile(r"[A-Za-z0-9_.:+\-]{1,250}")
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--date", required=True, type=_day, help="the dt partition, yyyy-MM-dd")
+    parser.add_argument("--date", required=True, type=validate_day,
+                        help="the dt partition, yyyy-MM-dd")
     parser.add_argument("--embeddings", required=True, help="note_embeddings Delta location")
     parser.add_argument("--errors", required=True, help="embedding_errors Delta location")
     parser.add_argument("--related", required=True, help="related_notes Delta location")
     parser.add_argument("--run-id", default="manual", type=_run_id,
                         help="who published (the Airflow run id)")
     return parser.parse_args(argv)
-
-
-def _day(text: str) -> str:
-    try:
-        return validate_day(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _run_id(text: str) -> str:

@@ -44,7 +44,8 @@ EXACT_SCHEMA = T.StructType([
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--date", required=True, type=_day, help="the dt partition, yyyy-MM-dd")
+    parser.add_argument("--date", required=True, type=validate_day,
+                        help="the dt partition, yyyy-MM-dd")
     parser.add_argument("--notes", required=True, help="notes Delta table location")
     parser.add_argument("--embeddings", required=True, help="note_embeddings Delta location")
     parser.add_argument("--errors", required=True, help="embedding_errors Delta location")
@@ -58,13 +59,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="lowest acceptable sampled recall (default 0.9)")
     parser.add_argument("--seed", type=int, default=0, help="which queries are sampled")
     return parser.parse_args(argv)
-
-
-def _day(text: str) -> str:
-    try:
-        return validate_day(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
