@@ -197,7 +197,8 @@ def timed(command: list[str], env: dict) -> tuple[float, str]:
 
 def summary_facts(stdout: str) -> dict:
     line = next(line for line in stdout.splitlines() if " done in " in line)
-    return dict(re.findall(r"(\S+?)=(\[[^\]]*\]|[^,]+)", line.split(": ", 1)[1]))
+    # key=value pairs joined by ", "; values may hold commas ("IVF4000,Flat", lists).
+    return dict(re.findall(r"([\w@]+)=(.*?)(?=, [\w@]+=|$)", line.split(": ", 1)[1]))
 
 
 def run_size(n: int, out: Path, env: dict, spark_submit: list[str]) -> dict:

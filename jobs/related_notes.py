@@ -109,7 +109,8 @@ def related_notes(spark: SparkSession, args: argparse.Namespace, summary: JobSum
         register_table(spark, RELATED_NOTES, args.related)
         search_s = time.monotonic() - started
         log.info("related notes of %s written in %.1fs", args.date, search_s)
-        recall = sampled_recall(spark, corpus_df, queries_df, args) if args.recall_sample else None
+        recall = (sampled_recall(spark, corpus_df, queries_df, manifest, args)
+                  if args.recall_sample else None)
     finally:
         corpus_df.unpersist()
     written_df = read_day(spark, args.related, args.date)
@@ -125,15 +126,17 @@ def related_notes(spark: SparkSession, args: argparse.Namespace, summary: JobSum
 
 
 def sampled_recall(spark: SparkSession, corpus_df: DataFrame, queries_df: DataFrame,
-                   args: argparse.Namespace) -> float:
-    """recall@k of the written rows of a query sample against exact search."""
+                   manifest: dict, args: argparse.Namespace) -> float:
+    """recall@k of a query sample against exact search.
+
+    The sample is searched again rather than read back: the search is deterministic, and
+    finding 200 notes in the k-rows-per-note table would scan all of it.
+    """
     sample_pdf = sample_queries(queries_df, size=args.recall_sample)
     exact = exact_topk(corpus_df, sample_pdf, k=args.top_k)
-    found_pdf = (
-        read_day(spark, args.related, args.date)
-        .where(F.col("note_id").isin(list(sample_pdf["note_id"])))
-        .select("note_id", "related_note_id").toPandas()
-    )
+    sample_df = spark.createDataFrame(sample_pdf, "note_id string, embedding array<float>")
+    found_pdf = related_notes_df(sample_df, manifest=manifest, k=args.top_k,
+                                 num_tasks=1).toPandas()
     found = found_pdf.groupby("note_id")["related_note_id"].agg(list).to_dict()
     recall = recall_at_k(found, exact)
     log.info("recall@%d over %d sampled queries: %.4f", args.top_k, len(sample_pdf), recall)

@@ -7,15 +7,12 @@ asc) and the merge is plain integer work.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from notellm2_udf.index.shards import as_matrix
 from notellm2_udf.index.threads import use_task_cpus
 
 MISSING = np.iinfo(np.int64).max
@@ -90,6 +87,7 @@ class LoadedIndex:
 
     def __init__(self, manifest: dict):
         import faiss
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         build_dir = Path(manifest["build_dir"])
@@ -103,26 +101,35 @@ class LoadedIndex:
                 faiss.ParameterSpace().set_index_parameters(
                     index, manifest["search_parameters"])
             self.shards.append((index, entry["offset"]))
-            ids.append(pq.read_table(build_dir / entry["ids"])["note_id"].to_numpy())
-        self.note_ids = np.concatenate(ids) if ids else np.array([], dtype=object)
+            ids.append(pq.read_table(build_dir / entry["ids"])["note_id"])
+        # Arrow strings for the output (taking rows copies no Python objects), numpy for
+        # looking queries up.
+        self.note_ids = pa.chunked_array(ids, pa.string()).combine_chunks()
+        self.sorted_ids = self.note_ids.to_numpy(zero_copy_only=False)
 
     def global_ids(self, note_ids: np.ndarray) -> np.ndarray:
         """Global id of each note_id, -1 for notes not in the index."""
-        if len(self.note_ids) == 0:
+        if len(self.sorted_ids) == 0:
             return np.full(len(note_ids), -1)
-        pos = np.searchsorted(self.note_ids, note_ids).clip(0, len(self.note_ids) - 1)
-        return np.where(self.note_ids[pos] == note_ids, pos, -1)
+        pos = np.searchsorted(self.sorted_ids, note_ids).clip(0, len(self.sorted_ids) - 1)
+        return np.where(self.sorted_ids[pos] == note_ids, pos, -1)
 
-    def related(self, note_ids: np.ndarray, xq: np.ndarray, k: int) -> pd.DataFrame:
-        """RELATED rows of the queries (note_ids [nq], xq [nq, d]), themselves excluded."""
-        D, G = search_shards(self.shards, xq, k, exclude=self.global_ids(note_ids))
-        found = G >= 0
-        return pd.DataFrame({
-            "note_id": np.repeat(note_ids, found.sum(axis=1)),
-            "rank": np.broadcast_to(np.arange(1, k + 1, dtype="int32"), G.shape)[found],
-            "related_note_id": self.note_ids[G[found]],
-            "score": D[found],
-        })
+    def related(self, queries, k: int):
+        """RELATED rows of an Arrow batch of queries (note_id, embedding), themselves excluded."""
+        import pyarrow as pa
+
+        note_ids = queries.column("note_id")
+        embeddings = queries.column("embedding")
+        xq = embeddings.flatten().to_numpy().astype("float32").reshape(len(queries), -1)
+        D, G = search_shards(self.shards, xq, k,
+                             exclude=self.global_ids(note_ids.to_numpy(zero_copy_only=False)))
+        found = np.flatnonzero(G.ravel() >= 0)
+        return pa.RecordBatch.from_arrays([
+            note_ids.take(pa.array(found // k)),
+            pa.array((found % k + 1).astype("int32")),
+            self.note_ids.take(pa.array(G.ravel()[found])),
+            pa.array(D.ravel()[found]),
+        ], names=RELATED.names)
 
 
 _LOADED: dict[str, LoadedIndex] = {}
@@ -143,17 +150,18 @@ def related_notes_df(queries_df: DataFrame, *, manifest: dict, k: int,
 
     queries_df needs note_id and embedding; they are spread over `num_tasks` tasks (a
     small corpus would otherwise arrive as one coalesced partition, i.e. one core), and
-    each task searches the whole index (all shards).
+    each task searches the whole index (all shards). Arrow batches in and out: k rows per
+    query are built by Arrow `take`, never as Python strings.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
 
-    def search(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def search(batches):
         use_task_cpus()
         index = loaded_index(manifest)
         for batch in batches:
-            if len(batch):
-                yield index.related(batch["note_id"].to_numpy(), as_matrix(batch["embedding"]), k)
+            if batch.num_rows:
+                yield index.related(batch, k)
 
     return (queries_df.select("note_id", "embedding").repartition(num_tasks)
-            .mapInPandas(search, RELATED))
+            .mapInArrow(search, RELATED))
