@@ -9,13 +9,11 @@ image-processor files. Nothing in it is ever unpickled.
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
+from notellm2_udf.atomic_dir import staged_directory
 from notellm2_udf.modeling import NoteLLM2Model
 from notellm2_udf.processor import NoteLLM2Processor
 
@@ -46,13 +44,12 @@ def model_version(directory: str | Path) -> str:
     return digest.hexdigest()[:VERSION_HEX_DIGITS]
 
 
-def save_checkpoint(model: NoteLLM2Model, processor: NoteLLM2Processor, directory: str | Path) -> str:
+def save_checkpoint(
+    model: NoteLLM2Model, processor: NoteLLM2Processor, directory: str | Path
+) -> str:
     """Writes the checkpoint into a temporary sibling, then moves it into place; returns its
     model_version. An existing checkpoint at `directory` is replaced."""
-    target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with staged_directory(directory) as staging:
         # Loading fills the sub-configs' dtype; set it on save too, for the same bytes.
         for sub_config in (model.config.vision_config, model.config.qformer_config,
                            model.config.text_config):
@@ -60,14 +57,7 @@ def save_checkpoint(model: NoteLLM2Model, processor: NoteLLM2Processor, director
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
         _drop_loader_keys(staging / "tokenizer_config.json")
-        staging.chmod(0o755)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-    return model_version(target)
+    return model_version(directory)
 
 
 def _drop_loader_keys(tokenizer_config: Path) -> None:

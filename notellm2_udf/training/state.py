@@ -14,9 +14,6 @@ step-* is always complete.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,24 +52,16 @@ def read_step(directory: str | Path) -> int:
 
 
 def save_training_checkpoint(directory: Path, model, processor, state: TrainingState) -> None:
+    from notellm2_udf.atomic_dir import staged_directory
     from notellm2_udf.checkpoint import save_checkpoint
 
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with staged_directory(directory) as staging:
         save_checkpoint(model, processor, staging / "model")
         tensors, groups = flatten_optimizer_state(state.optimizer)
         tensors[TEMPERATURE_KEY] = state.temperature.detach().cpu().clone()
         save_file(tensors, staging / OPTIMIZER_FILE)
         (staging / STATE_FILE).write_text(json.dumps(
             {"step": state.step, "param_groups": groups, "history": state.history}, indent=1))
-        staging.chmod(0o755)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
 
 
 def load_training_state(directory: str | Path) -> TrainingState:
