@@ -110,6 +110,8 @@ def test_score_distribution(answers, world):
     histogram = answers["score_histogram"]
     assert sum(pairs for *_, pairs in histogram) == len(scores)
     assert all(1 <= bucket <= 20 for bucket, *_ in histogram)
+    assert histogram[0][:2] == (1, pytest.approx(min(scores), abs=1e-4))
+    assert histogram[-1][0] == 20  # the highest score falls in the last bucket
 
 
 def test_published_properties(answers):
