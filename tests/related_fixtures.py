@@ -91,6 +91,27 @@ def exact_related(vectors: dict[str, np.ndarray], day: str) -> list[tuple]:
     return rows
 
 
+_SHARED: dict[int, World] = {}
+
+
+def shared_world(spark, tmp_path_factory) -> World:
+    """One world per test session (writing it is the slow part), registered again for each
+    caller: other tests may have pointed the notellm2.* names elsewhere meanwhile."""
+    key = id(spark)
+    if key not in _SHARED:
+        _SHARED[key] = write_world(spark, tmp_path_factory.mktemp("related_world"),
+                                   register=False)
+    world = _SHARED[key]
+    register_world(spark, world)
+    return world
+
+
+def register_world(spark, world: World) -> None:
+    for name, spec in (("notes", NOTES), ("note_embeddings", NOTE_EMBEDDINGS),
+                       ("embedding_errors", EMBEDDING_ERRORS), ("related_notes", RELATED_NOTES)):
+        register_table(spark, spec, world.locations[name])
+
+
 def write_world(spark, root: Path, *, register: bool = True) -> World:
     root.mkdir(parents=True, exist_ok=True)
     locations = {name: str(root / name) for name in
@@ -108,11 +129,12 @@ def write_world(spark, root: Path, *, register: bool = True) -> World:
         "related_notes": (RELATED_NOTES, [(*row, MODEL_VERSION) for row in related]),
     }
     for name, (spec, rows) in tables.items():
-        df = spark.createDataFrame(rows, spec.schema)
-        replace_days(df, spec, locations[name], DAYS[0], DAYS[-1])
-        if register:
-            register_table(spark, spec, locations[name])
-    return World(root, locations, vectors, related)
+        replace_days(spark.createDataFrame(rows, spec.schema), spec, locations[name], DAYS[0],
+                     DAYS[-1])
+    world = World(root, locations, vectors, related)
+    if register:
+        register_world(spark, world)
+    return world
 
 
 def private_spark_env(root: Path) -> dict[str, str]:

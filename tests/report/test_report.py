@@ -30,7 +30,7 @@ from tests.related_fixtures import (
     NO_CONTENT_ID,
     TOP_K,
     image_bytes,
-    write_world,
+    shared_world,
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -82,7 +82,7 @@ def test_note_text_is_escaped_everywhere():
 
 @pytest.fixture(scope="module")
 def report_data(spark, tmp_path_factory) -> ReportData:
-    write_world(spark, tmp_path_factory.mktemp("report_world"))
+    shared_world(spark, tmp_path_factory)
     return collect_report_data(spark, "notellm2", DAY, samples=4, top=TOP_K, seed=0)
 
 

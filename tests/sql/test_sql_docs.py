@@ -22,7 +22,7 @@ from tests.related_fixtures import (
     NO_CONTENT_ID,
     TOP_K,
     private_spark_env,
-    write_world,
+    shared_world,
 )
 
 SQL_DOC = REPO_ROOT / "docs" / "SQL.md"
@@ -41,7 +41,7 @@ def doc_queries() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def world(spark, tmp_path_factory):
-    world = write_world(spark, tmp_path_factory.mktemp("sql_world"))
+    world = shared_world(spark, tmp_path_factory)
     loc = world.locations
     record = publication_record(read_day(spark, loc["related_notes"], DAY),
                                 read_day(spark, loc["note_embeddings"], DAY),
@@ -123,6 +123,7 @@ def test_markers_are_found_outside_strings_only():
         == {"day", "note_id"}
 
 
+@pytest.mark.slow
 def test_notellm2_sql_runs_the_doc_in_its_own_process(world, tmp_path):
     env = private_spark_env(tmp_path)
     register = ["CREATE DATABASE IF NOT EXISTS notellm2"] + [

@@ -18,14 +18,14 @@ from jobs.validate_related import (
 )
 from notellm2_udf.delta_io import read_day
 from notellm2_udf.job_runtime import JobInputError
-from tests.related_fixtures import DAYS, HOSTILE_ID, MODEL_VERSION, TOP_K, write_world
+from tests.related_fixtures import DAYS, HOSTILE_ID, MODEL_VERSION, TOP_K, shared_world
 
 DAY = DAYS[1]
 
 
 @pytest.fixture(scope="module")
 def world(spark, tmp_path_factory):
-    return write_world(spark, tmp_path_factory.mktemp("validate_world"))
+    return shared_world(spark, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
