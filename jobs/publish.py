@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from notellm2_udf.delta_io import read_day, register_table, validate_day
-from notellm2_udf.job_runtime import JobInputError, JobSummary, run_job
+from notellm2_udf.delta_io import read_day, register_table
+from notellm2_udf.job_runtime import JobInputError, JobSummary, day_arg, run_job
 from notellm2_udf.spark_session import SparkSettings, build_spark_session
 from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS, RELATED_NOTES
 
@@ -35,8 +35,7 @@ _RUN_ID = re.compile(r"[A-Za-z0-9_.:+\-]{1,250}")
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--date", required=True, type=validate_day,
-                        help="the dt partition, yyyy-MM-dd")
+    parser.add_argument("--date", required=True, type=day_arg, help="the dt partition, yyyy-MM-dd")
     parser.add_argument("--embeddings", required=True, help="note_embeddings Delta location")
     parser.add_argument("--errors", required=True, help="embedding_errors Delta location")
     parser.add_argument("--related", required=True, help="related_notes Delta location")

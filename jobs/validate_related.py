@@ -30,8 +30,8 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from notellm2_udf.delta_io import read_day, validate_day
-from notellm2_udf.job_runtime import JobInputError, JobSummary, run_job
+from notellm2_udf.delta_io import read_day
+from notellm2_udf.job_runtime import JobInputError, JobSummary, day_arg, positive_int_arg, run_job
 from notellm2_udf.spark_session import SparkSettings, build_spark_session
 
 SCORE_TOLERANCE = 1e-5
@@ -44,16 +44,16 @@ EXACT_SCHEMA = T.StructType([
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--date", required=True, type=validate_day,
-                        help="the dt partition, yyyy-MM-dd")
+    parser.add_argument("--date", required=True, type=day_arg, help="the dt partition, yyyy-MM-dd")
     parser.add_argument("--notes", required=True, help="notes Delta table location")
     parser.add_argument("--embeddings", required=True, help="note_embeddings Delta location")
     parser.add_argument("--errors", required=True, help="embedding_errors Delta location")
     parser.add_argument("--related", required=True, help="related_notes Delta location")
-    parser.add_argument("--top-k", type=int, default=100, help="related notes per note")
-    parser.add_argument("--window-days", type=int, default=30,
+    parser.add_argument("--top-k", type=positive_int_arg, default=100,
+                        help="related notes per note (default 100)")
+    parser.add_argument("--window-days", type=positive_int_arg, default=30,
                         help="days of embeddings the index held (default 30)")
-    parser.add_argument("--sample-size", type=int, default=200,
+    parser.add_argument("--sample-size", type=positive_int_arg, default=200,
                         help="query notes checked against exact search (default 200)")
     parser.add_argument("--min-recall", type=float, default=0.9,
                         help="lowest acceptable sampled recall (default 0.9)")
