@@ -23,10 +23,11 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 JARS_STAMP := $(JARS_DIR)/.fetched
 SPARK_DEFAULTS := $(VENV)/lib/python3.11/site-packages/pyspark/conf/spark-defaults.conf
 
-.PHONY: help setup test test-all demo lint clean
+.PHONY: help setup test test-slow test-all demo lint clean
 help:
 	@echo "make setup     create .venv (jobs), .venv-airflow (scheduler), fetch Delta jars"
 	@echo "make test      setup, then the default test suite (slow tests excluded)"
+	@echo "make test-slow setup, then only the slow tests (the daily DAG end to end, ...)"
 	@echo "make test-all  setup, then every test, slow ones included"
 	@echo "make demo      setup, then the pipeline on sample data (local Spark + Delta)"
 	@echo "make lint      ruff over the code"
@@ -68,6 +69,9 @@ $(SPARK_DEFAULTS): $(JOB_STAMP) $(JARS_STAMP) notellm2_udf/spark_session.py
 
 test: setup
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: setup
+	$(VENV)/bin/pytest -m slow $(PYTEST_ARGS)
 
 test-all: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

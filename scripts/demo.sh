@@ -1,19 +1,54 @@
 #!/usr/bin/env bash
-# The demo behind `make demo`: the pipeline on sample data, local Spark + Delta + metastore.
-# Run through make (it sets up the venvs, jars and spark-defaults.conf first).
+# The demo behind `make demo`: the whole pipeline on sample data, local Spark + Delta +
+# metastore. Run through make (it sets up the venvs, jars and spark-defaults.conf first).
 set -euo pipefail
 out_dir=$(realpath -m "${1:-demo_out}")
 bin=.venv/bin
+days=(2026-11-24 2026-11-25)
+models=$out_dir/models
+lake=$out_dir/lake
+top_k=20
+submit() { "$bin/spark-submit" --conf spark.ui.showConsoleProgress=false "$@"; }
 
 echo "== 1. sample notes (2 days x 200) -> $out_dir/notes, $out_dir/related_pairs"
-"$bin/notellm2" sample-data --out "$out_dir" --start-date 2026-11-24 --days 2 --notes-per-day 200
+"$bin/notellm2" sample-data --out "$out_dir" --start-date "${days[0]}" --days 2 --notes-per-day 200
 
-echo "== 2. the tables through SQL (spark-sql, same metastore)"
-"$bin/spark-sql" --conf spark.ui.showConsoleProgress=false --hiveconf hive.cli.print.header=true -e "
-SELECT dt, count(*) AS notes, count(image) AS with_image, count(content) AS with_text
-FROM notellm2.notes GROUP BY dt ORDER BY dt;
-SELECT note_id, title, topics, length(image) AS image_bytes
-FROM notellm2.notes WHERE dt = '2026-11-25' ORDER BY note_id LIMIT 5;
-SELECT pair_kind, count(*) AS pairs, round(avg(score), 3) AS mean_score
-FROM notellm2.related_pairs GROUP BY pair_kind ORDER BY pair_kind;
-" 2>/dev/null
+echo "== 2. a tiny NoteLLM-2: random init, a short training run on the pairs before ${days[1]},"
+echo "      promoted if its Recall@100 on ${days[1]} is not below the untrained model's"
+rm -rf "$models" "$lake" "$out_dir/index"
+"$bin/notellm2" init-model --tiny-random --out "$models/base"
+ln -sfn base "$models/current"
+submit jobs/train.py --pairs "$out_dir/related_pairs" --notes "$out_dir/notes" \
+  --init-model "$models/base" --output "$models/candidates/demo" --epochs 2 --lr 1e-3
+for which in candidate current; do
+  model=$models/current; [ "$which" = candidate ] && model=$models/candidates/demo/model
+  submit jobs/evaluate.py --pairs "$out_dir/related_pairs" --notes "$out_dir/notes" \
+    --model "$model" --report "$models/reports/demo/$which" --ks 10,100 --inputs full
+done
+"$bin/python" airflow_dags/notellm2_promote.py --models-root "$models" --day demo \
+  --candidate "$models/candidates/demo/model" \
+  --candidate-metrics "$models/reports/demo/candidate/metrics.json" \
+  --current-metrics "$models/reports/demo/current/metrics.json"
+
+echo "== 3. the daily jobs, day by day (what the notellm2_daily DAG runs)"
+for day in "${days[@]}"; do
+  submit jobs/embed_notes.py --date "$day" --notes "$out_dir/notes" --model "$models/current" \
+    --embeddings "$lake/note_embeddings" --errors "$lake/embedding_errors"
+  submit jobs/build_index.py --date "$day" --embeddings "$lake/note_embeddings" \
+    --index-dir "$out_dir/index"
+  submit jobs/related_notes.py --date "$day" --embeddings "$lake/note_embeddings" \
+    --index-dir "$out_dir/index" --related "$lake/related_notes" --top-k "$top_k"
+  submit jobs/validate_related.py --date "$day" --notes "$out_dir/notes" \
+    --embeddings "$lake/note_embeddings" --errors "$lake/embedding_errors" \
+    --related "$lake/related_notes" --top-k "$top_k"
+  submit jobs/publish.py --date "$day" --embeddings "$lake/note_embeddings" \
+    --errors "$lake/embedding_errors" --related "$lake/related_notes" --run-id demo
+done
+
+echo "== 4. the tables through SQL, by name (the queries of docs/SQL.md)"
+"$bin/notellm2" sql --param day="${days[1]}" --param note_id="${days[1]//-/}-000003" \
+  -f docs/SQL.md 2>/dev/null
+
+echo "== 5. the QA report"
+"$bin/notellm2" report --date "${days[1]}" --out "$out_dir/report.html" 2>/dev/null
+echo "open file://$out_dir/report.html in a browser"
