@@ -18,13 +18,11 @@ import logging
 import sys
 import time
 
-from delta.tables import DeltaTable
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from notellm2_udf.delta_io import (
-    ensure_table,
     read_day,
     register_table,
     replace_days,
@@ -66,17 +64,6 @@ def with_day(related_df: DataFrame, *, day: str, model_version: str) -> DataFram
     return related_df.withColumn("dt", F.lit(day)).withColumn("model_version", F.lit(model_version))
 
 
-def index_note_id_stats_only(spark: SparkSession, location: str) -> None:
-    """Collect Delta file statistics on (dt, note_id) only: lookups go by note_id, and
-    min/max of related_note_id, rank and score skip nothing yet nearly double the write
-    time of the k-rows-per-note table."""
-    ensure_table(spark, RELATED_NOTES, location)
-    key = "delta.dataSkippingNumIndexedCols"
-    table = DeltaTable.forPath(spark, location)
-    if table.detail().first()["properties"].get(key) != "2":
-        spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ('{key}' = '2')")
-
-
 def search_tasks(spark: SparkSession, manifest: dict) -> int:
     """Every core busy, and at most QUERIES_PER_TASK queries (k rows each) per task."""
     return max(spark.sparkContext.defaultParallelism, -(-manifest["rows"] // QUERIES_PER_TASK))
@@ -103,7 +90,6 @@ def related_notes(spark: SparkSession, args: argparse.Namespace, summary: JobSum
         started = time.monotonic()
         related_df = related_notes_df(queries_df, manifest=manifest, k=args.top_k,
                                       num_tasks=search_tasks(spark, manifest))
-        index_note_id_stats_only(spark, args.related)
         replace_days(with_day(related_df, day=args.date, model_version=manifest["model_version"]),
                      RELATED_NOTES, args.related, args.date)
         register_table(spark, RELATED_NOTES, args.related)

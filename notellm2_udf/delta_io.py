@@ -31,15 +31,23 @@ def _sql_string(value: str) -> str:
 
 
 def ensure_table(spark: SparkSession, spec: TableSpec, location: str) -> None:
-    """Create the Delta table at `location` with the contract schema, if it does not exist."""
-    (
+    """Create the Delta table at `location` with the contract schema, if it does not exist,
+    and give it the spec's table properties (also when it was created without them)."""
+    builder = (
         DeltaTable.createIfNotExists(spark)
         .location(location)
         .addColumns(spec.schema)
         .partitionedBy(*spec.partition_by)
         .comment(spec.comment)
-        .execute()
     )
+    for key, value in spec.properties.items():
+        builder = builder.property(key, value)
+    table = builder.execute()
+    current = table.detail().first()["properties"] if spec.properties else {}
+    missing = {key: value for key, value in spec.properties.items() if current.get(key) != value}
+    if missing:
+        settings = ", ".join(f"{_sql_string(k)} = {_sql_string(v)}" for k, v in missing.items())
+        spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({settings})")
 
 
 def conform(df: DataFrame, spec: TableSpec) -> DataFrame:

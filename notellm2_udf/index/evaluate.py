@@ -49,7 +49,7 @@ def exact_topk(corpus_df: DataFrame, sample_pdf: pd.DataFrame, *, k: int) -> dic
             return
         xb = as_matrix(part_pdf["embedding"])
         # D, I: faiss's names for scores and ids.
-        D, I = faiss.knn(xq, xb, min(k + 1, len(xb)), metric=faiss.METRIC_INNER_PRODUCT)  # noqa: E741
+        D, I = faiss.knn(xq, xb, min(k + 1, len(xb)), metric=faiss.METRIC_INNER_PRODUCT)
         yield pd.DataFrame({
             "query": np.repeat(np.arange(len(xq), dtype="int32"), I.shape[1]),
             "note_id": part_pdf["note_id"].to_numpy()[I.ravel()],

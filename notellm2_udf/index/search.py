@@ -58,7 +58,7 @@ def search_shards(shards: list[tuple[object, int]], xq: np.ndarray, k: int, *,
     """
     results = []
     for index, offset in shards:
-        D, I = index.search(xq, k + 2)  # noqa: E741 (faiss's names)
+        D, I = index.search(xq, k + 2)
         results.append((D, np.where(I >= 0, I + offset, -1)))
     D, G = merge_topk(np.hstack([r[0] for r in results]), np.hstack([r[1] for r in results]), k,
                       exclude=exclude)

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from notellm2_udf.delta_io import replace_days
 from schemas import NOTES
 from tests.embed.conftest import DAY
-from tests.test_spark_processes import SCRIPTS, _run, private_install  # noqa: F401
+from tests.processes import SCRIPTS, run_process
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +32,10 @@ def _result(completed: subprocess.CompletedProcess) -> dict:
 
 @pytest.mark.cluster
 def test_executors_load_the_model_once_and_survive_a_killed_worker(
-        private_install, sample_notes_location, tiny_checkpoint, tiny_encoder,  # noqa: F811
+        private_install, sample_notes_location, tiny_checkpoint, tiny_encoder,
         day_notes_pdf, tmp_path):
     env, _ = private_install
-    report = _result(_run(
+    report = _result(run_process(
         [sys.executable, str(SCRIPTS / "embed_on_cluster.py"), sample_notes_location, DAY,
          str(tiny_checkpoint), str(tmp_path / "killed.marker")], env, timeout=600))
     clean, killed = report["clean"], report["killed_once"]
@@ -53,13 +53,13 @@ def test_executors_load_the_model_once_and_survive_a_killed_worker(
 
 
 def test_a_job_killed_before_its_commit_leaves_the_previous_day_whole(
-        spark, private_install, sample_notes_location, tiny_checkpoint, tmp_path,  # noqa: F811
+        spark, private_install, sample_notes_location, tiny_checkpoint, tmp_path,
         spark_submit):
     env, _ = private_install
     embeddings, errors = str(tmp_path / "emb"), str(tmp_path / "err")
     argv = ["--date", DAY, "--notes", sample_notes_location, "--model", str(tiny_checkpoint),
             "--embeddings", embeddings, "--errors", errors, "--batch-size", "8"]
-    completed = _run([str(spark_submit), "--master", "local[2]",
+    completed = run_process([str(spark_submit), "--master", "local[2]",
                       str(SCRIPTS / "embed_killed_before_commit.py"), *argv], env, timeout=600)
     assert "FIRST_RUN_DONE" in completed.stdout, completed.stdout[-3000:]
     assert "SECOND_RUN_RETURNED" not in completed.stdout
@@ -74,12 +74,12 @@ def test_a_job_killed_before_its_commit_leaves_the_previous_day_whole(
     assert day_df.count() == len(expected_ids)
 
 
-def test_each_task_takes_the_gpu_spark_assigned(private_install, tmp_path):  # noqa: F811
+def test_each_task_takes_the_gpu_spark_assigned(private_install, tmp_path):
     env, _ = private_install
     discovery = tmp_path / "gpus.sh"
     discovery.write_text('#!/bin/sh\necho \'{"name": "gpu", "addresses": ["0", "1"]}\'\n')
     discovery.chmod(0o755)
-    devices = _result(_run([sys.executable, str(SCRIPTS / "gpu_task_devices.py"),
+    devices = _result(run_process([sys.executable, str(SCRIPTS / "gpu_task_devices.py"),
                             str(discovery)], env, timeout=300))
     assert devices == ["cuda:0", "cuda:1"]
 

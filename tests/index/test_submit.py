@@ -7,12 +7,11 @@ import subprocess
 from jobs import build_index
 from tests.conftest import REPO_ROOT
 from tests.index.conftest import clustered_vectors, embeddings_pdf, read_related, write_embeddings
-from tests.test_spark_processes import private_install  # noqa: F401 (fixture)
 
 DAY = "2026-11-24"
 
 
-def test_spark_submit_related_notes(spark, spark_submit, private_install, tmp_path):  # noqa: F811
+def test_spark_submit_related_notes(spark, spark_submit, private_install, tmp_path):
     env, _ = private_install
     xb = clustered_vectors(300, seed=7)
     embeddings = write_embeddings(spark, tmp_path / "note_embeddings",

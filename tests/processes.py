@@ -1,0 +1,24 @@
+"""Running Spark the way users do, in separate processes: spark-submit, spark-sql, scripts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = Path(__file__).parent / "spark_scripts"
+BIN = Path(sys.executable).parent
+
+
+def run_process(command: list[str], env: dict[str, str],
+                timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout,
+                          cwd=REPO_ROOT)
+
+
+def process_env(conf_dir: Path) -> dict[str, str]:
+    """This environment with Spark reading its configuration from `conf_dir`, on loopback."""
+    return {**os.environ, "SPARK_CONF_DIR": str(conf_dir), "SPARK_LOCAL_IP": "127.0.0.1",
+            "PYSPARK_PYTHON": sys.executable}
