@@ -13,6 +13,7 @@ the repeats) as a Markdown table, and writes it as JSON beside the work director
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -36,10 +37,12 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="embed-spark-bench-"))
+    (workdir / "lakehouse").mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
 
     import torch
     from encode_gpu import build
+    from pyspark.sql import DataFrame
 
     from jobs import embed_notes
     from notellm2_udf.checkpoint import save_checkpoint
@@ -52,11 +55,14 @@ def main(argv=None) -> int:
     spark = build_spark_session(SparkSettings(
         app_name="bench-embed-spark", master=f"local[{cores}]",
         overrides={**metastore_conf(workdir / "lakehouse"), "spark.ui.enabled": "false",
-                   "spark.ui.showConsoleProgress": "false"}))
+                   "spark.ui.showConsoleProgress": "false", "spark.driver.memory": "6g"}))
     spark.sparkContext.setLogLevel("ERROR")
     notes_pdf, _ = generate(SampleSpec(date.fromisoformat(DAY), 1, args.notes, seed=11))
     notes_location = str(workdir / "notes")
-    replace_days(spark.createDataFrame(notes_pdf, NOTES.schema).repartition(2 * cores),
+    # In slices: the images of 20k notes are about 500 MB, too much for one createDataFrame.
+    slices = [spark.createDataFrame(notes_pdf.iloc[start:start + 2000], NOTES.schema)
+              for start in range(0, len(notes_pdf), 2000)]
+    replace_days(functools.reduce(DataFrame.unionByName, slices).repartition(2 * cores),
                  NOTES, notes_location, DAY)
     model_dir = workdir / "model"
     save_checkpoint(*build(args.config, torch.device("cpu"), torch.float32), model_dir)
