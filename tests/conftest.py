@@ -93,14 +93,8 @@ def tiny_encoder(tiny_checkpoint):
 
 @pytest.fixture(scope="module")
 def private_install(tmp_path_factory) -> tuple[dict[str, str], Path]:
-    """(environment, root) of a spark-defaults.conf like `make setup` writes, pointing at a
-    private lakehouse: processes started with it never touch the user's metastore."""
-    from tests.processes import BIN, process_env, run_process
+    """(environment, root) of a private Spark installation: see private_install_env."""
+    from tests.processes import private_install_env
 
     root = tmp_path_factory.mktemp("install")
-    env = process_env(root / "conf")
-    written = run_process([str(BIN / "notellm2"), "spark-defaults", "--jars-dir",
-                           str(REPO_ROOT / ".cache" / "jars"), "--lakehouse",
-                           str(root / "lakehouse"), "--write"], env)
-    assert written.returncode == 0, written.stderr
-    return env, root
+    return private_install_env(root), root

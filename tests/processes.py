@@ -22,3 +22,15 @@ def process_env(conf_dir: Path) -> dict[str, str]:
     """This environment with Spark reading its configuration from `conf_dir`, on loopback."""
     return {**os.environ, "SPARK_CONF_DIR": str(conf_dir), "SPARK_LOCAL_IP": "127.0.0.1",
             "PYSPARK_PYTHON": sys.executable}
+
+
+def private_install_env(root: Path) -> dict[str, str]:
+    """Environment for Spark processes with a spark-defaults.conf like `make setup` writes,
+    but with a private lakehouse (warehouse + Derby metastore) under `root`: processes
+    started with it never touch the user's metastore."""
+    env = {**process_env(root / "conf"), "PYSPARK_DRIVER_PYTHON": sys.executable}
+    written = run_process([str(BIN / "notellm2"), "spark-defaults", "--jars-dir",
+                           str(REPO_ROOT / ".cache" / "jars"), "--lakehouse",
+                           str(root / "lakehouse"), "--write"], env, timeout=120)
+    assert written.returncode == 0, written.stderr
+    return env

@@ -135,22 +135,3 @@ def write_world(spark, root: Path, *, register: bool = True) -> World:
     if register:
         register_world(spark, world)
     return world
-
-
-def private_spark_env(root: Path) -> dict[str, str]:
-    """Environment for Spark processes with a spark-defaults.conf like `make setup` writes,
-    but a private lakehouse (warehouse + Derby metastore) under `root`."""
-    import os
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO_ROOT
-
-    env = {**os.environ, "SPARK_CONF_DIR": str(root / "conf"), "SPARK_LOCAL_IP": "127.0.0.1",
-           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-    written = subprocess.run(
-        [str(Path(sys.executable).parent / "notellm2"), "spark-defaults", "--jars-dir",
-         str(REPO_ROOT / ".cache" / "jars"), "--lakehouse", str(root / "lakehouse"), "--write"],
-        env=env, capture_output=True, text=True, timeout=120)
-    assert written.returncode == 0, written.stderr
-    return env

@@ -12,7 +12,7 @@ import pytest
 
 from tests.airflow.airflow_env import AIRFLOW_PYTHON, DAG_FOLDER, SCRIPTS, airflow_env
 from tests.conftest import REPO_ROOT
-from tests.related_fixtures import private_spark_env
+from tests.processes import private_install_env
 
 DAYS = ("2026-11-24", "2026-11-25")
 NOTES_PER_DAY = 24
@@ -29,7 +29,7 @@ def _run(command, env, timeout):
 
 @pytest.mark.slow
 def test_daily_dag_runs_two_days_end_to_end(tmp_path, spark):
-    env = private_spark_env(tmp_path / "spark")
+    env = private_install_env(tmp_path / "spark")
     data, lake = tmp_path / "data", tmp_path / "lake"
     _run([str(BIN / "notellm2"), "sample-data", "--out", str(data), "--start-date", DAYS[0],
           "--days", str(len(DAYS)), "--notes-per-day", str(NOTES_PER_DAY)], env, 600)

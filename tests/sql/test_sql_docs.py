@@ -14,6 +14,7 @@ from jobs.publish import publication_record, update_table_properties
 from notellm2_udf.delta_io import read_day
 from notellm2_udf.sql_cli import markers, run_statement, statements_of_file
 from tests.conftest import REPO_ROOT
+from tests.processes import private_install_env
 from tests.related_fixtures import (
     DAYS,
     HOSTILE_ID,
@@ -21,7 +22,6 @@ from tests.related_fixtures import (
     MODEL_VERSION,
     NO_CONTENT_ID,
     TOP_K,
-    private_spark_env,
     shared_world,
 )
 
@@ -125,7 +125,7 @@ def test_markers_are_found_outside_strings_only():
 
 @pytest.mark.slow
 def test_notellm2_sql_runs_the_doc_in_its_own_process(world, tmp_path):
-    env = private_spark_env(tmp_path)
+    env = private_install_env(tmp_path)
     register = ["CREATE DATABASE IF NOT EXISTS notellm2"] + [
         f"CREATE TABLE notellm2.{name} USING DELTA LOCATION '{location}'"
         for name, location in world.locations.items()]
