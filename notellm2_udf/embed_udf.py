@@ -25,6 +25,7 @@ import pandas as pd
 from pyspark.sql import types as T
 
 from notellm2_udf.job_runtime import configure_logging
+from notellm2_udf.task_resources import task_cpus
 
 log = logging.getLogger("notellm2.embed_udf")
 
@@ -68,13 +69,6 @@ def task_device() -> str:
     if gpus is not None and gpus.addresses:
         return f"cuda:{gpus.addresses[0]}"
     return "cpu"
-
-
-def task_cpus() -> int:
-    from pyspark import TaskContext
-
-    context = TaskContext.get()
-    return max(1, context.cpus()) if context is not None else 1
 
 
 def load_encoder(settings: EncoderSettings, device: str):

@@ -6,13 +6,7 @@ once would then run c x cores threads. Spark reserves `spark.task.cpus` per task
 
 from __future__ import annotations
 
-
-def task_cpus() -> int:
-    """CPUs reserved for the running Spark task (spark.task.cpus); 1 outside a task."""
-    from pyspark import TaskContext
-
-    context = TaskContext.get()
-    return max(1, context.cpus()) if context is not None else 1
+from notellm2_udf.task_resources import task_cpus
 
 
 def use_task_cpus() -> int:
