@@ -1,6 +1,6 @@
 """Encoding throughput and MFU of NoteLLM-2: the authors' recipe against ours, same process.
 
-    python benchmarks/encode_gpu.py                                   # GPU: 1.5b and 7b (~5 min, H100/H200)
+    python benchmarks/encode_gpu.py --out results.json               # GPU: 1.5b and 7b (~6 min)
     python benchmarks/encode_gpu.py --device cpu --configs tiny,small # CPU figures
 
 Random weights (no download), realistic prompts: 20-140 text tokens per note plus the mICL
@@ -12,15 +12,25 @@ MFU = useful FLOPs / (seconds x measured matmul peak). Useful FLOPs count only n
 tokens: 2 x parameters x tokens for every linear layer, plus causal attention
 (2 x layers x tokens^2 x hidden) for the LLM, and the same for the ViT and Q-Former.
 
-Recipes:
-  authors  bf16 (fp32 on CPU), 50 notes per batch, sorted by length, right-padded, SDPA
-  budget   the Encoder's: sorted by length, batches of up to --batch-tokens padded tokens
+Recipes (model-only, inputs prepared beforehand; the median of --repeats passes):
+  authors   bf16 (fp32 on CPU), 50 notes per batch, sorted by length, right-padded, SDPA
+  budget    the Encoder's: sorted by length, batches of up to --batch-tokens padded tokens
+  compiled  budget with the vision tower and LLM torch.compile'd (Encoder(compile=True));
+            compilation time reported separately, outputs checked against eager
+End to end (--end-to-end CONFIG): the real path from a saved checkpoint and JPEG bytes,
+`Encoder.encode_frames` over 512-note frames, images decoded on all CPU cores while the
+model runs: the notes/s a Spark task with this GPU and these CPUs would get.
 """
 
 import argparse
 import io
 import json
+import os
+import statistics
+import tempfile
 import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -34,8 +44,9 @@ from transformers import (
     Qwen2Config,
 )
 
+from notellm2_udf.checkpoint import save_checkpoint
 from notellm2_udf.configuration import NoteLLM2Config
-from notellm2_udf.encoder import token_budget_batches
+from notellm2_udf.encoder import Encoder, compile_model, token_budget_batches
 from notellm2_udf.init_model import add_special_tokens
 from notellm2_udf.modeling import NoteLLM2Model
 from notellm2_udf.processor import NoteLLM2Processor, PreparedNotes
@@ -104,23 +115,46 @@ def synthetic_notes(processor: NoteLLM2Processor, n: int, seed: int = 0) -> Prep
     )
 
 
-def preparation_rate(processor: NoteLLM2Processor, notes_count: int = 64) -> float:
-    """Notes/s of `prepare_notes` (JPEG decoding at 1080 x 1440, resizing, tokenising), one thread."""
-    rng = np.random.default_rng(0)
+def photo_jpegs(count: int, seed: int = 0) -> list[bytes]:
+    """1080 x 1440 JPEGs (quality 85) with photo-like smooth content: upscaled coarse noise
+    plus grain. (Pure noise decodes several times slower than a real photo.)"""
+    rng = np.random.default_rng(seed)
     jpegs = []
-    for _ in range(4):
+    for _ in range(count):
+        coarse = Image.fromarray(rng.integers(0, 256, (48, 36, 3), dtype=np.uint8))
+        pixels = np.asarray(coarse.resize((1080, 1440), Image.BICUBIC), dtype=np.int16)
+        pixels = np.clip(pixels + rng.integers(-12, 13, pixels.shape), 0, 255).astype(np.uint8)
         buffer = io.BytesIO()
-        Image.fromarray(rng.integers(0, 256, (1440, 1080, 3), dtype=np.uint8)).save(buffer, "JPEG", quality=85)
+        Image.fromarray(pixels).save(buffer, "JPEG", quality=85)
         jpegs.append(buffer.getvalue())
-    notes_pdf = pd.DataFrame({
-        "title": ["A note title"] * notes_count,
-        "content": ["Some content about the picture #travel# " * 3] * notes_count,
-        "topics": [["city"]] * notes_count,
-        "image": [jpegs[i % 4] for i in range(notes_count)],
+    return jpegs
+
+
+def photo_notes(count: int, jpegs: list[bytes], seed: int = 0) -> pd.DataFrame:
+    """`notes` rows with 20-140-token texts and the given JPEGs in turn."""
+    rng = np.random.default_rng(seed)
+    words = rng.integers(3, 30, count)
+    return pd.DataFrame({
+        "dt": "2026-11-26",
+        "note_id": [f"n{i}" for i in range(count)],
+        "title": [f"Note {i} about a place" for i in range(count)],
+        "content": [" ".join(["walk"] * int(k)) + " #travel#" for k in words],
+        "topics": [["city"]] * count,
+        "image": [jpegs[i % len(jpegs)] for i in range(count)],
     })
-    start = time.perf_counter()
-    processor.prepare_notes(notes_pdf)
-    return notes_count / (time.perf_counter() - start)
+
+
+def preparation_rates(processor: NoteLLM2Processor, threads: int, notes_count: int = 256) -> dict:
+    """Notes/s of `prepare_notes` on photo JPEGs (decode, resize, tokenise), 1 and N threads."""
+    notes_pdf = photo_notes(notes_count, photo_jpegs(8))
+    rates = {}
+    for count in sorted({1, threads}):
+        with ThreadPoolExecutor(count) as executor:
+            start = time.perf_counter()
+            processor.prepare_notes(notes_pdf, executor=executor)
+            rates[f"preparation_notes_per_s_{count}_threads"] = round(
+                notes_count / (time.perf_counter() - start), 1)
+    return rates
 
 
 def linear_params(module: torch.nn.Module) -> int:
@@ -173,44 +207,122 @@ def authors_batches(lengths: np.ndarray, rows: int = 50) -> list[np.ndarray]:
     return [order[i:i + rows] for i in range(0, len(order), rows)]
 
 
-def run_recipe(model, processor, notes, batches, device) -> tuple[float, float]:
-    """(seconds, padded-token fraction) for one pass over `batches`."""
-    inputs = [{k: v.to(device, non_blocking=True) for k, v in processor.collate(notes, rows).items()}
-              for rows in batches]
-    padded = sum(x["input_ids"].numel() for x in inputs)
+def collated(processor, notes, batches, device) -> list[dict]:
+    return [{k: v.to(device) for k, v in processor.collate(notes, rows).items()} for rows in batches]
+
+
+def run_pass(model, inputs, device) -> float:
+    """Seconds for one pass over the collated batches."""
     sync(device)
     start = time.perf_counter()
     with torch.inference_mode():
         for batch in inputs:
             model(**batch)
     sync(device)
-    return time.perf_counter() - start, 1 - notes.lengths.sum() / padded
+    return time.perf_counter() - start
 
 
-def benchmark(name: str, device: torch.device, notes_count: int, batch_tokens: int, peak: float, compile_llm: bool):
+def first_batch_embeddings(model, inputs) -> torch.Tensor:
+    with torch.inference_mode():
+        return model(**inputs[0]).embedding.float()
+
+
+class Stopwatch:
+    """Wall time since the start, against a deadline that later stages check."""
+
+    def __init__(self, deadline_s: float):
+        self.start, self.deadline_s = time.perf_counter(), deadline_s
+
+    def left(self) -> float:
+        return self.deadline_s - (time.perf_counter() - self.start)
+
+
+def recipe_row(name, recipe, notes, inputs, seconds, flops, peak, **extra) -> dict:
+    padded = sum(x["input_ids"].numel() for x in inputs)
+    return {"config": name, "recipe": recipe, "notes": len(notes.lengths), "batches": len(inputs),
+            "padding": round(float(1 - notes.lengths.sum() / padded), 3),
+            "notes_per_s": round(len(notes.lengths) / seconds, 1),
+            "tokens_per_s": round(float(notes.lengths.sum()) / seconds),
+            "mfu": round(flops / seconds / peak, 4), **extra}
+
+
+def benchmark(name: str, device: torch.device, args, peak: float, clock: Stopwatch, emit) -> None:
+    """The three recipes for one configuration, each row emitted as soon as measured."""
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     model, processor = build(name, device, dtype)
-    if compile_llm:
-        model.language_model.forward = torch.compile(model.language_model.forward, dynamic=True)
-    print(json.dumps({"config": name, "preparation_notes_per_s_one_thread": round(preparation_rate(processor), 1)}))
-    notes = synthetic_notes(processor, notes_count)
+    emit({"config": name, "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+          **preparation_rates(processor, args.threads)})
+    notes = synthetic_notes(processor, args.notes)
     flops = useful_flops(model, notes)
-    params = sum(p.numel() for p in model.parameters())
-    results = []
-    for recipe, batches in (("authors", authors_batches(notes.lengths)),
-                            ("budget", token_budget_batches(notes.lengths, batch_tokens))):
-        warm = [b[: max(1, len(b) // 4)] for b in batches[:2]]
-        run_recipe(model, processor, notes, warm, device)  # kernels, allocator, compile
-        seconds, padding = run_recipe(model, processor, notes, batches, device)
-        results.append({"config": name, "recipe": recipe, "params_m": round(params / 1e6, 1),
-                            "notes": notes_count, "batches": len(batches), "padding": round(float(padding), 3),
-                            "notes_per_s": round(notes_count / seconds, 1),
-                            "mfu": round(flops / seconds / peak, 4)})
-        print(json.dumps(results[-1]), flush=True)
-    del model
+    budget = collated(processor, notes, token_budget_batches(notes.lengths, args.batch_tokens), device)
+    for recipe, inputs in (("authors", collated(processor, notes, authors_batches(notes.lengths), device)),
+                           ("budget", budget)):
+        run_pass(model, inputs[:2], device)  # kernels, allocator
+        seconds = statistics.median(run_pass(model, inputs, device) for _ in range(args.repeats))
+        emit(recipe_row(name, recipe, notes, inputs, seconds, flops, peak))
+    if args.compile and clock.left() > 0:
+        eager = first_batch_embeddings(model, budget)
+        compile_model(model)
+        started = time.perf_counter()
+        run_pass(model, budget, device)  # compiles (dynamic shapes) and warms up
+        compile_s = time.perf_counter() - started
+        cosine = torch.nn.functional.cosine_similarity(eager, first_batch_embeddings(model, budget))
+        seconds = statistics.median(run_pass(model, budget, device) for _ in range(args.repeats))
+        emit(recipe_row(name, "compiled", notes, budget, seconds, flops, peak,
+                        compile_s=round(compile_s, 1),
+                        min_cosine_vs_eager=round(float(cosine.min()), 5)))
+    del model, budget
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return results
+
+
+def end_to_end(name: str, device: torch.device, args, emit) -> None:
+    """Checkpoint on disk -> Encoder -> encode_frames over JPEG notes, all CPUs decoding."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    model, processor = build(name, device, dtype)
+    notes_pdf = photo_notes(args.notes, photo_jpegs(16))
+    frames = [notes_pdf.iloc[i:i + 512] for i in range(0, len(notes_pdf), 512)]
+    with tempfile.TemporaryDirectory() as checkpoint:
+        save_checkpoint(model, processor, checkpoint)
+        del model
+        for compiled in (False, True) if args.compile else (False,):
+            started = time.perf_counter()
+            encoder = Encoder(checkpoint, device=device, batch_tokens=args.batch_tokens,
+                              threads=args.threads, compile=compiled)
+            for _ in encoder.encode_frames(frames[:1]):  # load, compile, warm up
+                pass
+            ready_s = time.perf_counter() - started
+            started = time.perf_counter()
+            encoded = sum(len(result.embeddings) for _, result in encoder.encode_frames(frames))
+            seconds = time.perf_counter() - started
+            emit({"config": name, "recipe": "end_to_end" + ("_compiled" if compiled else ""),
+                  "notes": encoded, "threads": args.threads, "load_and_warmup_s": round(ready_s, 1),
+                  "notes_per_s": round(encoded / seconds, 1)})
+            del encoder
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+
+
+def guarded(stage: str, clock: Stopwatch, emit, body) -> None:
+    """Runs one stage unless the deadline has passed; a failure is reported, not fatal."""
+    if clock.left() <= 0:
+        emit({"stage": stage, "skipped": "deadline"})
+        return
+    try:
+        body()
+    except Exception as err:  # noqa: BLE001 - later stages still run and report
+        traceback.print_exc()
+        emit({"stage": stage, "error": f"{type(err).__name__}: {err}"})
+
+
+def print_table(rows: list[dict]) -> None:
+    print("\n| config | recipe | padding | notes/s | MFU | compile s |\n|---|---|---|---|---|---|")
+    for r in rows:
+        if "recipe" in r:
+            padding = f"{r['padding']:.1%}" if "padding" in r else ""
+            mfu = f"{r['mfu']:.1%}" if "mfu" in r else ""
+            compile_s = r.get("compile_s", r.get("load_and_warmup_s", ""))
+            print(f"| {r['config']} | {r['recipe']} | {padding} | {r['notes_per_s']} | {mfu} | {compile_s} |")
 
 
 def main(argv=None) -> int:
@@ -219,22 +331,37 @@ def main(argv=None) -> int:
     parser.add_argument("--configs", default="1.5b,7b", help=f"comma-separated, of {list(CONFIGS)}")
     parser.add_argument("--notes", type=int, default=None, help="notes per config (default 2000 GPU, 200 CPU)")
     parser.add_argument("--batch-tokens", type=int, default=None, help="budget recipe (default 16384 GPU, 4096 CPU)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the LLM forward")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per recipe (median)")
+    parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip the compiled recipe")
+    parser.add_argument("--end-to-end", default=None, metavar="CONFIG", help="also run the end-to-end path")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="image decoding threads")
+    parser.add_argument("--deadline-s", type=float, default=float("inf"),
+                        help="start no new stage after this many seconds")
+    parser.add_argument("--out", default=None, help="JSON lines file for the results")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     on_gpu = device.type == "cuda"
+    args.notes = args.notes or (2000 if on_gpu else 200)
+    args.batch_tokens = args.batch_tokens or (16384 if on_gpu else 4096)
     dtype = torch.bfloat16 if on_gpu else torch.float32
+    clock, rows = Stopwatch(args.deadline_s), []
+
+    def emit(row: dict) -> None:
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        if args.out:
+            with open(args.out, "a") as out:
+                out.write(json.dumps(row) + "\n")
+
     peak = matmul_peak(device, dtype)
     card = torch.cuda.get_device_name(device) if on_gpu else f"CPU, {torch.get_num_threads()} threads"
-    print(json.dumps({"device": card, "dtype": str(dtype), "matmul_peak_tflops": round(peak / 1e12, 2)}), flush=True)
-    rows = []
+    emit({"device": card, "dtype": str(dtype), "matmul_peak_tflops": round(peak / 1e12, 2),
+          "torch": torch.__version__, "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
     for name in args.configs.split(","):
-        rows += benchmark(name, device, args.notes or (2000 if on_gpu else 200),
-                          args.batch_tokens or (16384 if on_gpu else 4096), peak, args.compile)
-    print("\n| config | recipe | params (M) | padding | notes/s | MFU |\n|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['config']} | {r['recipe']} | {r['params_m']} | {r['padding']:.1%} | "
-              f"{r['notes_per_s']} | {r['mfu']:.1%} |")
+        guarded(name, clock, emit, lambda: benchmark(name, device, args, peak, clock, emit))
+    if args.end_to_end:
+        guarded("end_to_end", clock, emit, lambda: end_to_end(args.end_to_end, device, args, emit))
+    print_table(rows)
     return 0
 
 

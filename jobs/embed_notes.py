@@ -2,7 +2,7 @@
 
     spark-submit jobs/embed_notes.py --date 2026-11-25 --notes URI --model DIR \
         --embeddings URI --errors URI [--batch-size N] [--max-image-pixels N] \
-        [--batch-tokens N] [--partitions N]
+        [--batch-tokens N] [--partitions N] [--compile]
 
 URIs are Delta table locations; DIR is a NoteLLM-2 checkpoint readable from every executor.
 Every note_id of the day ends up in `note_embeddings` or `embedding_errors` (or both: a note
@@ -71,6 +71,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         default=DEFAULT_MAX_IMAGE_PIXELS,
                         help="images with more pixels are refused before decoding "
                              f"(default {DEFAULT_MAX_IMAGE_PIXELS})")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model on each worker: about a minute more per "
+                             "worker at start, faster encoding after (see docs/BENCHMARKS.md)")
     return parser.parse_args(argv)
 
 
@@ -84,7 +87,8 @@ def embed_day(args: argparse.Namespace, summary: JobSummary) -> None:
     spark = build_spark_session(SparkSettings(app_name=f"embed_notes {args.date}"))
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.batch_size))
     notes_df = read_notes_day(spark, args.notes, args.date)
-    settings = EncoderSettings(args.model, args.max_image_pixels, args.batch_tokens)
+    settings = EncoderSettings(args.model, args.max_image_pixels, args.batch_tokens,
+                               compile=args.compile)
 
     unique_df, duplicate_errors_df = split_duplicates(notes_df)
     partitions = args.partitions or 4 * spark.sparkContext.defaultParallelism

@@ -10,7 +10,8 @@ memoryOverhead for (task slots x checkpoint size) plus the Arrow batches.
 
 The device comes from the task's resources (`spark.task.resource.gpu.amount=1` and a GPU
 discovery script on the cluster); with no GPU assigned the CPU is used, with torch's
-threads set to the task's CPUs (`spark.task.cpus`) so concurrent tasks do not oversubscribe.
+threads (and the encoder's image-decoding threads) set to the task's CPUs (`spark.task.cpus`)
+so concurrent tasks do not oversubscribe; on a GPU those CPUs decode images for it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 import pandas as pd
 from pyspark.sql import types as T
 
-from notellm2_udf.job_runtime import configure_logging
+from notellm2_udf.log_setup import configure_logging
 from notellm2_udf.task_resources import task_cpus
 
 log = logging.getLogger("notellm2.embed_udf")
@@ -52,6 +53,7 @@ class EncoderSettings:
     model_dir: str
     max_image_pixels: int
     batch_tokens: int | None = None
+    compile: bool = False
 
 
 # The per-worker cache: (settings, device, factory name) -> Encoder, plus how many loads
@@ -80,7 +82,7 @@ def load_encoder(settings: EncoderSettings, device: str):
     # Progress bars of weight loading would fill the executor logs of every worker.
     transformers_logging.disable_progress_bar()
     return Encoder(settings.model_dir, device=device, batch_tokens=settings.batch_tokens,
-                   max_image_pixels=settings.max_image_pixels)
+                   max_image_pixels=settings.max_image_pixels, compile=settings.compile)
 
 
 def cached_encoder(settings: EncoderSettings, device: str,
@@ -106,18 +108,17 @@ def make_encode_partition(
     """
 
     def encode_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        configure_logging()
-        device = task_device()
-        if device == "cpu":
-            import torch
+        import torch
 
-            torch.set_num_threads(task_cpus())
-        encoder = cached_encoder(settings, device, factory)
-        for notes_pdf in batches:
-            started = time.monotonic()
-            yield _encoded_frame(notes_pdf, encoder.encode_detailed(notes_pdf),
-                                 encoder.model_version)
+        configure_logging()
+        # Also on a GPU: the task's CPUs decode images and run torch's host-side work.
+        torch.set_num_threads(task_cpus())
+        encoder = cached_encoder(settings, task_device(), factory)
+        started = time.monotonic()
+        for notes_pdf, result in encoder.encode_frames(batches):
+            yield _encoded_frame(notes_pdf, result, encoder.model_version)
             log.info("encoded %d notes in %.2fs", len(notes_pdf), time.monotonic() - started)
+            started = time.monotonic()
 
     return encode_partition
 

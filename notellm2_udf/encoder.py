@@ -1,10 +1,13 @@
 """Batch encoding of `notes` rows with a NoteLLM-2 checkpoint: what the Spark UDF calls.
 
-An executor builds one Encoder from a checkpoint directory (no pickled state) and calls
-`encode_detailed` once per Arrow batch. The Encoder leaves torch's thread settings to its
+An executor builds one Encoder from a checkpoint directory (no pickled state) and streams
+its Arrow batches through `encode_frames`. The Encoder leaves torch's thread settings to its
 caller.
 """
 
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import torch
 
 from notellm2_udf.checkpoint import load_checkpoint, model_version
 from notellm2_udf.images import DEFAULT_MAX_PIXELS
+from notellm2_udf.processor import PreparedNotes
 
 # Tokens (rows x longest row) per forward pass. A 7B-class LLM in bf16 on an 80 GB GPU
 # handles 16k-token batches comfortably; on a CPU smaller batches waste less on padding.
@@ -69,6 +73,11 @@ class Encoder:
     (where results are deterministic). Rows are sorted by prompt length and batched by a
     token budget; outputs come back in input order and a row's embedding does not depend
     on the rows batched with it (right padding, no cross-row attention).
+
+    CPU work overlaps the model: while chunk k is encoded, chunk k + 1 is prepared, its
+    images decoded and resized by `threads` threads (default: torch's intra-op threads, which
+    the caller sets to the CPUs it owns). `compile=True` compiles the vision tower and the
+    LLM with torch.compile (dynamic shapes): slower first batches, faster steady state.
     """
 
     def __init__(
@@ -79,14 +88,19 @@ class Encoder:
         batch_tokens: int | None = None,
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        threads: int | None = None,
+        compile: bool = False,
     ):
         self.device = resolve_device(device)
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.model, self.processor = load_checkpoint(model_dir, device=self.device, dtype=dtype)
+        if compile:
+            compile_model(self.model)
         self.model_version = model_version(model_dir)
         self.batch_tokens = batch_tokens or DEFAULT_BATCH_TOKENS.get(self.device.type, 4096)
         self.max_image_pixels = max_image_pixels
         self.chunk_rows = chunk_rows
+        self.threads = threads or torch.get_num_threads()
 
     @property
     def embed_dim(self) -> int:
@@ -98,31 +112,98 @@ class Encoder:
         return result.embeddings, result.visual_embeddings
 
     def encode_detailed(self, notes_pdf: pd.DataFrame) -> EncodeResult:
-        n = len(notes_pdf)
-        embeddings = np.zeros((n, self.embed_dim), dtype=np.float32)
-        visual_embeddings = np.zeros((n, self.embed_dim), dtype=np.float32)
-        image_ok, text_ok = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-        image_error: list[str | None] = []
-        for start in range(0, n, self.chunk_rows):
-            notes = self.processor.prepare_notes(
-                notes_pdf.iloc[start:start + self.chunk_rows], max_image_pixels=self.max_image_pixels
-            )
-            image_ok[start:start + len(notes.lengths)] = notes.image_ok
-            text_ok[start:start + len(notes.lengths)] = notes.text_ok
-            image_error.extend(notes.image_error)
-            encodable = np.flatnonzero(notes.has_content)
+        """`notes` rows -> EncodeResult, in input order."""
+        return next(self.encode_frames([notes_pdf]))[1]
+
+    def encode_frames(
+        self, frames: Iterable[pd.DataFrame]
+    ) -> Iterator[tuple[pd.DataFrame, EncodeResult]]:
+        """(frame, its EncodeResult) for each frame, in order, reading one chunk ahead.
+
+        Chunks of up to `chunk_rows` notes are prepared (images decoded, text tokenised) in
+        the background while the chunk before is encoded, across frame boundaries: the GPU
+        does not wait for image decoding between Arrow batches.
+        """
+        with ThreadPoolExecutor(self.threads) as decoders, ThreadPoolExecutor(1) as prefetch:
+            in_flight: deque[tuple[_FrameResult, Future | None]] = deque()
+            for frame in frames:
+                result = _FrameResult(frame, self.embed_dim)
+                for start in range(0, len(frame), self.chunk_rows):
+                    in_flight.append((result, prefetch.submit(
+                        self.processor.prepare_notes, frame.iloc[start:start + self.chunk_rows],
+                        max_image_pixels=self.max_image_pixels, executor=decoders)))
+                    yield from self._encode_oldest(in_flight, keep=1)
+                if len(frame) == 0:
+                    in_flight.append((result, None))
+            yield from self._encode_oldest(in_flight, keep=0)
+
+    def _encode_oldest(
+        self, in_flight: deque, keep: int
+    ) -> Iterator[tuple[pd.DataFrame, EncodeResult]]:
+        """Encodes queued chunks until `keep` remain; yields the frames they complete."""
+        while len(in_flight) > keep:
+            result, future = in_flight.popleft()
+            if future is not None:
+                notes = future.result()
+                result.add(notes, *self._encode_prepared(notes))
+            if result.complete:
+                yield result.frame, result.finish()
+
+    def _encode_prepared(self, notes: PreparedNotes) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings of one prepared chunk; zeros for rows without content."""
+        shape = (len(notes.lengths), self.embed_dim)
+        embeddings = torch.zeros(shape, dtype=torch.float32, device=self.device)
+        visual_embeddings = torch.zeros(shape, dtype=torch.float32, device=self.device)
+        encodable = np.flatnonzero(notes.has_content)
+        # Results stay on the device until the chunk is done: copying each batch back would
+        # make the host wait for the GPU before it can collate the next batch.
+        with torch.inference_mode():
             for batch in token_budget_batches(notes.lengths[encodable], self.batch_tokens):
-                rows = encodable[batch]
-                inputs = self.processor.collate(notes, rows)
-                with torch.inference_mode():
-                    output = self.model(**{k: v.to(self.device) for k, v in inputs.items()})
-                embeddings[start + rows] = output.embedding.cpu().numpy()
-                visual_embeddings[start + rows] = output.visual_embedding.cpu().numpy()
+                rows = torch.from_numpy(encodable[batch]).to(self.device)
+                inputs = self.processor.collate(notes, encodable[batch])
+                output = self.model(**{k: v.to(self.device) for k, v in inputs.items()})
+                embeddings[rows] = output.embedding
+                visual_embeddings[rows] = output.visual_embedding
+        return embeddings.cpu().numpy(), visual_embeddings.cpu().numpy()
+
+
+class _FrameResult:
+    """An EncodeResult being filled chunk by chunk, in row order."""
+
+    def __init__(self, frame: pd.DataFrame, embed_dim: int):
+        n = len(frame)
+        self.frame, self.filled = frame, 0
+        self.embeddings = np.zeros((n, embed_dim), dtype=np.float32)
+        self.visual_embeddings = np.zeros((n, embed_dim), dtype=np.float32)
+        self.image_ok, self.text_ok = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        self.image_error: list[str | None] = []
+
+    @property
+    def complete(self) -> bool:
+        return self.filled == len(self.frame)
+
+    def add(self, notes: PreparedNotes, embeddings: np.ndarray, visual: np.ndarray) -> None:
+        rows = slice(self.filled, self.filled + len(notes.lengths))
+        self.embeddings[rows], self.visual_embeddings[rows] = embeddings, visual
+        self.image_ok[rows], self.text_ok[rows] = notes.image_ok, notes.text_ok
+        self.image_error.extend(notes.image_error)
+        self.filled = rows.stop
+
+    def finish(self) -> EncodeResult:
         return EncodeResult(
-            embeddings=embeddings,
-            visual_embeddings=visual_embeddings,
-            image_ok=image_ok,
-            image_error=image_error,
-            text_ok=text_ok,
-            has_content=image_ok | text_ok,
+            embeddings=self.embeddings,
+            visual_embeddings=self.visual_embeddings,
+            image_ok=self.image_ok,
+            image_error=self.image_error,
+            text_ok=self.text_ok,
+            has_content=self.image_ok | self.text_ok,
         )
+
+
+def compile_model(model: torch.nn.Module) -> None:
+    """torch.compile the vision tower and the LLM in place (state-dict keys unchanged).
+
+    Dynamic shapes: batches vary in rows and length, and one graph serves them all.
+    """
+    for module in (model.vision_tower, model.language_model):
+        module.compile(dynamic=True)

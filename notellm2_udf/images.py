@@ -1,6 +1,7 @@
 """Decoding untrusted note images into RGB PIL images, refusing bombs and broken data."""
 
 import io
+import threading
 import warnings
 
 import numpy as np
@@ -9,6 +10,7 @@ from PIL import Image, UnidentifiedImageError
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP")
 _WHITE = (255, 255, 255)
+_HEADER_LOCK = threading.Lock()
 
 
 class ImageDecodeError(ValueError):
@@ -33,34 +35,43 @@ def decode_image(
     are decoded at the smallest DCT scale that keeps both sides >= draft_size (up to 8x fewer
     pixels to decode; the processor resizes to the ViT's size anyway).
     Raises ImageDecodeError for empty, unknown or disallowed formats, bombs and corrupt data.
+    Thread-safe: the encoder calls it from a pool of decoding threads.
     """
     if not data:
         raise ImageDecodeError("empty image bytes")
-    # Not thread-safe on Python 3.11 (warning filters are global): call from one thread.
-    with warnings.catch_warnings():
+    image = _open_header(data, allowed_formats)
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageDecodeError(f"too many pixels: {width}x{height} > {max_pixels}")
+    if width == 0 or height == 0:
+        raise ImageDecodeError(f"empty image: {width}x{height}")
+    try:
+        if draft_size is not None and image.format == "JPEG":
+            image.draft("RGB", (draft_size, draft_size))
+        image.load()
+    except Image.DecompressionBombError as err:
+        raise ImageDecodeError(f"decompression bomb: {err}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise ImageDecodeError(f"corrupt or truncated image: {err}") from None
+    return to_rgb(image)
+
+
+def _open_header(data: bytes, allowed_formats: tuple[str, ...]) -> Image.Image:
+    """Image.open (reads the header only), with Pillow's bomb warning as an error."""
+    # catch_warnings swaps the process-wide filter list, which is not thread-safe before
+    # Python 3.14, and the encoder decodes images in threads: only this header parse, where
+    # Pillow warns, runs under the lock; the decoding itself (load) runs in parallel.
+    with _HEADER_LOCK, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(io.BytesIO(data), formats=list(allowed_formats))
+            return Image.open(io.BytesIO(data), formats=list(allowed_formats))
         except UnidentifiedImageError:
-            raise ImageDecodeError(f"unknown format or not one of {list(allowed_formats)}") from None
+            raise ImageDecodeError(
+                f"unknown format or not one of {list(allowed_formats)}") from None
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
             raise ImageDecodeError(f"decompression bomb: {err}") from None
         except (OSError, SyntaxError, ValueError) as err:
             raise ImageDecodeError(f"corrupt or truncated header: {err}") from None
-        width, height = image.size
-        if width * height > max_pixels:
-            raise ImageDecodeError(f"too many pixels: {width}x{height} > {max_pixels}")
-        if width == 0 or height == 0:
-            raise ImageDecodeError(f"empty image: {width}x{height}")
-        try:
-            if draft_size is not None and image.format == "JPEG":
-                image.draft("RGB", (draft_size, draft_size))
-            image.load()
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
-            raise ImageDecodeError(f"decompression bomb: {err}") from None
-        except (OSError, SyntaxError, ValueError, EOFError) as err:
-            raise ImageDecodeError(f"corrupt or truncated image: {err}") from None
-    return to_rgb(image)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame
 
 from notellm2_udf.delta_io import validate_day
+from notellm2_udf.log_setup import PROJECT_LOGGER, configure_logging
 from schemas import TableSpec
 
-log = logging.getLogger("notellm2")
+log = logging.getLogger(PROJECT_LOGGER)
 
 
 class JobInputError(Exception):
@@ -43,15 +44,6 @@ class JobSummary:
     def line(self) -> str:
         parts = [f"{key}={value}" for key, value in self.facts.items()]
         return f"{self.name} done in {self.elapsed_s:.1f}s: " + ", ".join(parts)
-
-
-def configure_logging() -> None:
-    """Our progress at INFO; other libraries' (py4j, transformers) at WARNING."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.WARNING, stream=sys.stderr,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log.setLevel(logging.INFO)
 
 
 def run_job(name: str, body: Callable[[JobSummary], None]) -> int:

@@ -1,6 +1,7 @@
 """From raw note fields (title, content, topics, image bytes) to NoteLLM2Model inputs."""
 
 import re
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,9 @@ PAD_TOKEN = "<pad>"
 # A topic is a `#tag#` in the content (the platform's hashtag syntax).
 HASHTAG = re.compile(r"#([^#\n]+?)#")
 WHITESPACE = re.compile(r"\s+")
+# Images resized and normalised per executor task: large enough to amortise the image
+# processor's per-call overhead, small enough to spread a chunk over many threads.
+IMAGES_PER_TASK = 32
 
 
 @dataclass(frozen=True)
@@ -153,8 +157,8 @@ class NoteLLM2Processor:
 
         Topics are the given ones followed by the `#tag#` hashtags of the content (which are
         removed from it), deduplicated, each cut to topic_max_chars, at most max_topics.
-        Newlines and runs of whitespace become one space; title and content are then cut to title_max_chars /
-        content_max_chars characters.
+        Newlines and runs of whitespace become one space; title and content are then cut to
+        title_max_chars / content_max_chars characters.
         """
         config = self.config
         content = content if isinstance(content, str) else ""
@@ -204,36 +208,58 @@ class NoteLLM2Processor:
         size = self.config.vision_config.image_size
         return size if isinstance(size, int) else max(size)
 
-    def preprocess_images(self, images: list[Image.Image]) -> torch.Tensor:
-        """RGB images -> pixel_values [n, 3, image_size, image_size] float32."""
+    def preprocess_images(
+        self, images: list[Image.Image], executor: Executor | None = None
+    ) -> torch.Tensor:
+        """RGB images -> pixel_values [n, 3, image_size, image_size] float32.
+
+        With an executor, groups of images are resized and normalised in its threads.
+        """
         if not images:
             return torch.zeros(0, 3, self.image_size, self.image_size)
+        groups = [images[i:i + IMAGES_PER_TASK] for i in range(0, len(images), IMAGES_PER_TASK)]
+        pixels = (executor.map if executor is not None else map)(self._pixel_values, groups)
+        return torch.cat(list(pixels))
+
+    def _pixel_values(self, images: list[Image.Image]) -> torch.Tensor:
         return self.image_processor(images=images, return_tensors="pt")["pixel_values"]
 
     # -- notes -------------------------------------------------------------------------
 
     def prepare_notes(
-        self, notes_pdf: pd.DataFrame, *, max_image_pixels: int = DEFAULT_MAX_PIXELS
+        self,
+        notes_pdf: pd.DataFrame,
+        *,
+        max_image_pixels: int = DEFAULT_MAX_PIXELS,
+        executor: Executor | None = None,
     ) -> PreparedNotes:
         """`notes` contract columns (title, content, topics, image) -> PreparedNotes.
 
         A missing or refused image leaves the image segment out of the prompt; empty text
-        leaves the fields as empty strings. Neither ever raises.
+        leaves the fields as empty strings. Neither ever raises. With an executor, images are
+        decoded and preprocessed in its threads (the result does not depend on it).
         """
         n = len(notes_pdf)
         images, image_error = [], [None] * n
         image_index = np.full(n, -1, dtype=np.int64)
-        for row, data in enumerate(_column(notes_pdf, "image", n)):
+
+        def decode(data) -> Image.Image | ImageDecodeError | None:
             if data is None or (isinstance(data, float) and np.isnan(data)):
-                continue
+                return None
             try:
-                images.append(
-                    decode_image(bytes(data), max_pixels=max_image_pixels, draft_size=self.image_size)
-                )
+                return decode_image(bytes(data), max_pixels=max_image_pixels,
+                                    draft_size=self.image_size)
             except ImageDecodeError as err:
-                image_error[row] = err.reason
-                continue
-            image_index[row] = len(images) - 1
+                return err
+
+        decoded = (executor.map if executor is not None else map)(
+            decode, _column(notes_pdf, "image", n))
+        for row, image in enumerate(decoded):
+            if isinstance(image, ImageDecodeError):
+                image_error[row] = image.reason
+            elif image is not None:
+                image_index[row] = len(images)
+                images.append(image)
         image_ok = image_index >= 0
         fields = [
             self.prepare_fields(title, content, topics)
@@ -251,7 +277,7 @@ class NoteLLM2Processor:
             image_ok=image_ok,
             text_ok=np.asarray([not f.is_empty for f in fields], dtype=bool),
             image_error=image_error,
-            pixel_values=self.preprocess_images(images),
+            pixel_values=self.preprocess_images(images, executor),
             image_index=image_index,
         )
 

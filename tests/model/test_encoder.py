@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 
 from notellm2_udf import Encoder
 from notellm2_udf.encoder import EncodeResult, token_budget_batches
@@ -85,3 +86,58 @@ def test_topics_as_numpy_arrays_like_arrow_gives_the_same_as_lists(tiny_encoder)
     as_list = notes_frame([{"title": "t", "topics": ["a", "b"]}])
     as_array = as_list.assign(topics=pd.Series([np.array(["a", "b"], dtype=object)]))
     np.testing.assert_array_equal(tiny_encoder.encode(as_list)[0], tiny_encoder.encode(as_array)[0])
+
+
+def test_decoding_threads_and_prefetched_chunks_give_identical_results(tiny_checkpoint):
+    notes = pd.concat([mixed_notes()] * 4, ignore_index=True)
+    # Seven chunks: each is prepared in the background while the one before is encoded.
+    one_thread = Encoder(tiny_checkpoint, device="cpu", threads=1, chunk_rows=5)
+    four_threads = Encoder(tiny_checkpoint, device="cpu", threads=4, chunk_rows=5)
+    expected, result = one_thread.encode_detailed(notes), four_threads.encode_detailed(notes)
+    # The same batches of the same rows: bit-identical on a CPU, whatever the threads did.
+    assert np.array_equal(result.embeddings, expected.embeddings)
+    assert np.array_equal(result.visual_embeddings, expected.visual_embeddings)
+    assert result.image_error == expected.image_error
+    assert np.array_equal(result.image_ok, expected.image_ok)
+    whole = one_thread.encode(mixed_notes())
+    for copy in range(4):
+        np.testing.assert_allclose(result.embeddings[8 * copy:8 * copy + 8], whole[0], atol=1e-5)
+
+
+def test_an_empty_frame_encodes_to_nothing(tiny_encoder):
+    result = tiny_encoder.encode_detailed(mixed_notes().iloc[:0])
+    assert result.embeddings.shape == (0, 64) and result.image_error == []
+
+
+def test_encode_frames_streams_frames_in_order_reading_one_chunk_ahead(tiny_checkpoint):
+    notes = mixed_notes()
+    frames = [notes.iloc[0:3], notes.iloc[3:3], notes.iloc[3:8], notes.iloc[0:2]]
+    pulled = []
+
+    def source():
+        for frame in frames:
+            pulled.append(len(frame))
+            yield frame
+
+    encoder = Encoder(tiny_checkpoint, device="cpu", chunk_rows=2)
+    stream = encoder.encode_frames(source())
+    first_frame, first = next(stream)
+    # Frame 0 (3 rows) is two chunks; its result comes once the first chunk of frame 2 is
+    # being prepared: frames are pulled lazily, not all at once.
+    assert first_frame is frames[0] and pulled == [3, 0, 5]
+    rest = list(stream)
+    assert [frame is expected for (frame, _), expected in zip(rest, frames[1:])] == [True] * 3
+    results = [first] + [result for _, result in rest]
+    assert [len(r.embeddings) for r in results] == [3, 0, 5, 2]
+    for frame, result in zip(frames, results):
+        alone = encoder.encode_detailed(frame)
+        np.testing.assert_allclose(result.embeddings, alone.embeddings, atol=1e-5)
+        assert result.image_error == alone.image_error
+
+
+@pytest.mark.slow
+def test_a_compiled_encoder_matches_the_eager_one(tiny_checkpoint, tiny_encoder):
+    compiled = Encoder(tiny_checkpoint, device="cpu", compile=True)
+    notes = mixed_notes()
+    for got, expected in zip(compiled.encode(notes), tiny_encoder.encode(notes)):
+        np.testing.assert_allclose(got, expected, atol=1e-5)

@@ -1,4 +1,6 @@
 import io
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -102,3 +104,22 @@ def test_jpeg_draft_decodes_at_a_reduced_scale_that_keeps_the_target_size():
     data = image_bytes(0, size=(800, 600), fmt="JPEG")
     image = decode_image(data, max_pixels=10_000_000, draft_size=224)
     assert image.size == (400, 300)
+
+
+def test_decoding_from_many_threads_keeps_every_reason_and_the_warning_filters(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    fine = encode(Image.new("RGB", (20, 20), "red"), "PNG")  # 400 px
+    bomb = encode(Image.new("RGB", (40, 40), "red"), "PNG")  # 1600 px: Pillow's warning
+    filters_before = list(warnings.filters)
+
+    def outcome(data):
+        try:
+            return decode_image(data).size
+        except ImageDecodeError as err:
+            return err.reason.split(":")[0]
+
+    inputs = [fine, bomb] * 200
+    with ThreadPoolExecutor(8) as executor:
+        outcomes = list(executor.map(outcome, inputs))
+    assert outcomes == [(20, 20), "decompression bomb"] * 200
+    assert warnings.filters == filters_before

@@ -1,9 +1,13 @@
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
+import pandas as pd
 import pytest
+import torch
 
 from notellm2_udf.init_model import compose_tiny_random
 from notellm2_udf.processor import NoteLLM2Processor
-from tests.model.factories import image_bytes, notes_frame
+from tests.model.factories import image_bytes, mixed_notes, notes_frame
 
 
 def decode(processor, ids) -> str:
@@ -130,3 +134,21 @@ def test_compose_is_reproducible_with_the_seed():
     third, _ = compose_tiny_random(seed=4)
     assert first.embedding_projection.weight.equal(second.embedding_projection.weight)
     assert not first.embedding_projection.weight.equal(third.embedding_projection.weight)
+
+
+def test_decoding_in_threads_gives_the_same_notes(tiny_processor):
+    notes_pdf = pd.concat([mixed_notes(), notes_frame([
+        {"title": "broken", "image": image_bytes(9, size=(64, 64))[:200]},
+        {"title": "huge", "image": image_bytes(3, size=(400, 300))},
+    ])] * 5, ignore_index=True)
+    alone = tiny_processor.prepare_notes(notes_pdf, max_image_pixels=100_000)
+    with ThreadPoolExecutor(4) as executor:
+        threaded = tiny_processor.prepare_notes(notes_pdf, max_image_pixels=100_000,
+                                                executor=executor)
+    assert torch.equal(threaded.pixel_values, alone.pixel_values)
+    assert threaded.pixel_values.shape[0] == 30  # 6 decodable images of 10, five times
+    assert threaded.image_error == alone.image_error
+    assert threaded.image_error[8].startswith("corrupt or truncated image")
+    assert threaded.image_error[9] == "too many pixels: 400x300 > 100000"
+    assert np.array_equal(threaded.image_index, alone.image_index)
+    assert all(np.array_equal(a, b) for a, b in zip(threaded.input_ids, alone.input_ids))

@@ -21,13 +21,14 @@ class KillsSparkOnSecondBatch:
         self.model_version = self.encoder.model_version
         self.calls = 0
 
-    def encode_detailed(self, notes_pdf):
-        self.calls += 1
-        if self.calls == 2:
-            # worker -> pyspark daemon -> the JVM running driver and executor (local mode).
-            jvm = psutil.Process(os.getpid()).parent().parent()
-            os.kill(jvm.pid, signal.SIGKILL)
-        return self.encoder.encode_detailed(notes_pdf)
+    def encode_frames(self, frames):
+        for encoded in self.encoder.encode_frames(frames):
+            self.calls += 1
+            if self.calls == 2:
+                # worker -> pyspark daemon -> the JVM running driver and executor (local mode).
+                jvm = psutil.Process(os.getpid()).parent().parent()
+                os.kill(jvm.pid, signal.SIGKILL)
+            yield encoded
 
 
 argv = sys.argv[1:]

@@ -26,12 +26,13 @@ class KilledOnSecondBatch:
         self.model_version = self.encoder.model_version
         self.calls = 0
 
-    def encode_detailed(self, notes_pdf):
-        self.calls += 1
-        if self.calls == 2 and not Path(marker).exists():
-            Path(marker).write_text(str(os.getpid()))
-            os.kill(os.getpid(), signal.SIGKILL)
-        return self.encoder.encode_detailed(notes_pdf)
+    def encode_frames(self, frames):
+        for encoded in self.encoder.encode_frames(frames):
+            self.calls += 1
+            if self.calls == 2 and not Path(marker).exists():
+                Path(marker).write_text(str(os.getpid()))
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield encoded
 
 
 spark = build_spark_session(SparkSettings(
