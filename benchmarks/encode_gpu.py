@@ -280,12 +280,16 @@ def end_to_end(name: str, device: torch.device, args, emit) -> None:
     """Checkpoint on disk -> Encoder -> encode_frames over JPEG notes, all CPUs decoding."""
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     model, processor = build(name, device, dtype)
+    emit({"config": name, "stage": "end_to_end", **preparation_rates(processor, args.threads)})
     notes_pdf = photo_notes(args.notes, photo_jpegs(16))
     frames = [notes_pdf.iloc[i:i + 512] for i in range(0, len(notes_pdf), 512)]
     with tempfile.TemporaryDirectory() as checkpoint:
         save_checkpoint(model, processor, checkpoint)
         del model
-        for compiled in (False, True) if args.compile else (False,):
+        variants = [(compiled, torch_threads) for compiled in ((False, True) if args.compile else (False,))
+                    for torch_threads in args.e2e_torch_threads]
+        for compiled, torch_threads in variants:
+            torch.set_num_threads(torch_threads)
             started = time.perf_counter()
             encoder = Encoder(checkpoint, device=device, batch_tokens=args.batch_tokens,
                               threads=args.threads, compile=compiled)
@@ -296,7 +300,8 @@ def end_to_end(name: str, device: torch.device, args, emit) -> None:
             encoded = sum(len(result.embeddings) for _, result in encoder.encode_frames(frames))
             seconds = time.perf_counter() - started
             emit({"config": name, "recipe": "end_to_end" + ("_compiled" if compiled else ""),
-                  "notes": encoded, "threads": args.threads, "load_and_warmup_s": round(ready_s, 1),
+                  "notes": encoded, "threads": args.threads, "torch_threads": torch_threads,
+                  "load_and_warmup_s": round(ready_s, 1),
                   "notes_per_s": round(encoded / seconds, 1)})
             del encoder
             if device.type == "cuda":
@@ -335,6 +340,9 @@ def main(argv=None) -> int:
     parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip the compiled recipe")
     parser.add_argument("--end-to-end", default=None, metavar="CONFIG", help="also run the end-to-end path")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="image decoding threads")
+    parser.add_argument("--e2e-torch-threads", default=str(torch.get_num_threads()),
+                        type=lambda text: [int(t) for t in text.split(",")],
+                        help="torch intra-op threads of the end-to-end runs, comma-separated")
     parser.add_argument("--deadline-s", type=float, default=float("inf"),
                         help="start no new stage after this many seconds")
     parser.add_argument("--out", default=None, help="JSON lines file for the results")
@@ -357,7 +365,7 @@ def main(argv=None) -> int:
     card = torch.cuda.get_device_name(device) if on_gpu else f"CPU, {torch.get_num_threads()} threads"
     emit({"device": card, "dtype": str(dtype), "matmul_peak_tflops": round(peak / 1e12, 2),
           "torch": torch.__version__, "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
-    for name in args.configs.split(","):
+    for name in filter(None, args.configs.split(",")):
         guarded(name, clock, emit, lambda: benchmark(name, device, args, peak, clock, emit))
     if args.end_to_end:
         guarded("end_to_end", clock, emit, lambda: end_to_end(args.end_to_end, device, args, emit))

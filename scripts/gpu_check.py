@@ -94,7 +94,8 @@ def main() -> int:
             same_flags = (out["note_id"].tolist() == frame["note_id"].tolist()
                           and out["image_ok"].tolist() == expected.image_ok.tolist()
                           and out["has_content"].tolist() == expected.has_content.tolist()
-                          and out["image_error"].tolist() == expected.image_error)
+                          and [None if pd.isna(e) else e for e in out["image_error"]]
+                          == expected.image_error)
             results.append(check(f"{label} rows and flags", same_flags,
                                  f"{len(out)} rows, {int((~out['image_ok']).sum())} without image"))
     print(f"torch {torch.__version__} on {torch.cuda.get_device_name(0)}")
