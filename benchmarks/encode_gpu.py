@@ -52,35 +52,38 @@ from notellm2_udf.modeling import NoteLLM2Model
 from notellm2_udf.processor import NoteLLM2Processor, PreparedNotes
 from notellm2_udf.tokenizer_tiny import build_tiny_tokenizer
 
-VIT_B16 = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
-               "image_size": 224, "patch_size": 16}
-QFORMER_6 = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 6, "num_attention_heads": 12}
+VIT_B16 = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+           "num_attention_heads": 12, "image_size": 224, "patch_size": 16}
+QFORMER_6 = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 6,
+             "num_attention_heads": 12}
 CONFIGS = {
     "tiny": (
-        {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-             "image_size": 32, "patch_size": 8},
-        {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4},
-        Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                    num_key_value_heads=2, vocab_size=300),
+        {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "image_size": 32, "patch_size": 8},
+        {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+         "num_attention_heads": 4},
+        Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=2, vocab_size=300),
     ),
     "small": (
-        {"hidden_size": 128, "intermediate_size": 512, "num_hidden_layers": 2, "num_attention_heads": 4,
-             "image_size": 64, "patch_size": 16},
-        {"hidden_size": 128, "intermediate_size": 512, "num_hidden_layers": 2, "num_attention_heads": 4},
-        Qwen2Config(hidden_size=256, intermediate_size=1024, num_hidden_layers=4, num_attention_heads=4,
-                    num_key_value_heads=2, vocab_size=2048),
+        {"hidden_size": 128, "intermediate_size": 512, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "image_size": 64, "patch_size": 16},
+        {"hidden_size": 128, "intermediate_size": 512, "num_hidden_layers": 2,
+         "num_attention_heads": 4},
+        Qwen2Config(hidden_size=256, intermediate_size=1024, num_hidden_layers=4,
+                    num_attention_heads=4, num_key_value_heads=2, vocab_size=2048),
     ),
     # Qwen2-1.5B-like LLM (1.3B non-embedding-heavy parameters), CLIP ViT-B/16, 6-layer Q-Former.
     "1.5b": (
         VIT_B16, QFORMER_6,
-        Qwen2Config(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
-                    num_key_value_heads=2, vocab_size=151936),
+        Qwen2Config(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                    num_attention_heads=12, num_key_value_heads=2, vocab_size=151936),
     ),
     # LLaMA-2-7B-like LLM.
     "7b": (
         VIT_B16, QFORMER_6,
-        LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                    num_key_value_heads=32, vocab_size=32000),
+        LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                    num_attention_heads=32, num_key_value_heads=32, vocab_size=32000),
     ),
 }
 
@@ -90,12 +93,14 @@ def build(name: str, device: torch.device, dtype: torch.dtype):
     tokenizer = build_tiny_tokenizer()
     token_ids = add_special_tokens(tokenizer)
     config = NoteLLM2Config(vision_config=CLIPVisionConfig(**vision),
-                            qformer_config=Blip2QFormerConfig(**qformer), text_config=text, **token_ids)
+                            qformer_config=Blip2QFormerConfig(**qformer), text_config=text,
+                            **token_ids)
     torch.manual_seed(0)
     with torch.device(device):
         model = NoteLLM2Model._from_config(config, dtype=dtype, attn_implementation="sdpa").eval()
     size = config.vision_config.image_size
-    image_processor = CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    image_processor = CLIPImageProcessorPil(size={"shortest_edge": size},
+                                            crop_size={"height": size, "width": size})
     return model, NoteLLM2Processor(tokenizer, image_processor, model.config)
 
 
@@ -104,14 +109,16 @@ def synthetic_notes(processor: NoteLLM2Processor, n: int, seed: int = 0) -> Prep
     rng = np.random.default_rng(seed)
     template = processor.config.max_text_tokens - processor.field_token_budget
     text_tokens = rng.integers(20, 141, n)
-    fields = [processor.prepare_fields("t", "x" * max(0, int(k) - template - 1), None) for k in text_tokens]
+    fields = [processor.prepare_fields("t", "x" * max(0, int(k) - template - 1), None)
+              for k in text_tokens]
     has_image = np.ones(n, dtype=bool)
     input_ids, embedding_positions, visual_positions = processor.tokenize(fields, has_image)
     size = processor.image_size
     return PreparedNotes(
-        input_ids=input_ids, lengths=embedding_positions + 1, embedding_positions=embedding_positions,
-        visual_positions=visual_positions, image_ok=has_image, text_ok=has_image,
-        image_error=[None] * n, pixel_values=torch.randn(n, 3, size, size), image_index=np.arange(n),
+        input_ids=input_ids, lengths=embedding_positions + 1,
+        embedding_positions=embedding_positions, visual_positions=visual_positions,
+        image_ok=has_image, text_ok=has_image, image_error=[None] * n,
+        pixel_values=torch.randn(n, 3, size, size), image_index=np.arange(n),
     )
 
 
@@ -173,11 +180,13 @@ def useful_flops(model: NoteLLM2Model, notes: PreparedNotes) -> float:
     vit += 4 * vision.num_hidden_layers * vision.hidden_size * patches ** 2
     queries = config.num_query_tokens
     cross = model.connector.qformer.encoder.layer[0].crossattention.attention
-    cross_layers = sum(1 for layer in model.connector.qformer.encoder.layer if layer.has_cross_attention)
+    cross_layers = sum(1 for layer in model.connector.qformer.encoder.layer
+                       if layer.has_cross_attention)
     kv_params = cross.key.weight.numel() + cross.value.weight.numel()
     qformer_flops = 2 * (linear_params(model.connector) - cross_layers * kv_params) * queries
     qformer_flops += 2 * cross_layers * kv_params * patches  # keys/values over the ViT tokens
-    qformer_flops += 4 * qformer.num_hidden_layers * qformer.hidden_size * queries * (queries + patches)
+    qformer_flops += (4 * qformer.num_hidden_layers * qformer.hidden_size
+                      * queries * (queries + patches))
     projector = 2 * linear_params(model.projector) * queries
     return llm + len(tokens) * (vit + qformer_flops + projector)
 
@@ -185,7 +194,8 @@ def useful_flops(model: NoteLLM2Model, notes: PreparedNotes) -> float:
 def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     """FLOP/s of a large square matmul, best of a few runs."""
     size = 8192 if device.type == "cuda" else 1024
-    a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
+    a, b = (torch.randn(size, size, device=device, dtype=dtype),
+            torch.randn(size, size, device=device, dtype=dtype))
     best = float("inf")
     for _ in range(5):
         sync(device)
@@ -208,7 +218,8 @@ def authors_batches(lengths: np.ndarray, rows: int = 50) -> list[np.ndarray]:
 
 
 def collated(processor, notes, batches, device) -> list[dict]:
-    return [{k: v.to(device) for k, v in processor.collate(notes, rows).items()} for rows in batches]
+    return [{k: v.to(device) for k, v in processor.collate(notes, rows).items()}
+            for rows in batches]
 
 
 def run_pass(model, inputs, device) -> float:
@@ -254,8 +265,10 @@ def benchmark(name: str, device: torch.device, args, peak: float, clock: Stopwat
           **preparation_rates(processor, args.threads)})
     notes = synthetic_notes(processor, args.notes)
     flops = useful_flops(model, notes)
-    budget = collated(processor, notes, token_budget_batches(notes.lengths, args.batch_tokens), device)
-    for recipe, inputs in (("authors", collated(processor, notes, authors_batches(notes.lengths), device)),
+    budget = collated(processor, notes, token_budget_batches(notes.lengths, args.batch_tokens),
+                      device)
+    for recipe, inputs in (("authors", collated(processor, notes, authors_batches(notes.lengths),
+                                                device)),
                            ("budget", budget)):
         run_pass(model, inputs[:2], device)  # kernels, allocator
         seconds = statistics.median(run_pass(model, inputs, device) for _ in range(args.repeats))
@@ -286,7 +299,8 @@ def end_to_end(name: str, device: torch.device, args, emit) -> None:
     with tempfile.TemporaryDirectory() as checkpoint:
         save_checkpoint(model, processor, checkpoint)
         del model
-        variants = [(compiled, torch_threads) for compiled in ((False, True) if args.compile else (False,))
+        variants = [(compiled, torch_threads)
+                    for compiled in ((False, True) if args.compile else (False,))
                     for torch_threads in args.e2e_torch_threads]
         for compiled, torch_threads in variants:
             torch.set_num_threads(torch_threads)
@@ -327,19 +341,26 @@ def print_table(rows: list[dict]) -> None:
             padding = f"{r['padding']:.1%}" if "padding" in r else ""
             mfu = f"{r['mfu']:.1%}" if "mfu" in r else ""
             compile_s = r.get("compile_s", r.get("load_and_warmup_s", ""))
-            print(f"| {r['config']} | {r['recipe']} | {padding} | {r['notes_per_s']} | {mfu} | {compile_s} |")
+            print(f"| {r['config']} | {r['recipe']} | {padding} | {r['notes_per_s']} | {mfu} "
+                  f"| {compile_s} |")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--configs", default="1.5b,7b", help=f"comma-separated, of {list(CONFIGS)}")
-    parser.add_argument("--notes", type=int, default=None, help="notes per config (default 2000 GPU, 200 CPU)")
-    parser.add_argument("--batch-tokens", type=int, default=None, help="budget recipe (default 16384 GPU, 4096 CPU)")
+    parser.add_argument("--notes", type=int, default=None,
+                        help="notes per config (default 2000 GPU, 200 CPU)")
+    parser.add_argument("--batch-tokens", type=int, default=None,
+                        help="budget recipe (default 16384 GPU, 4096 CPU)")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per recipe (median)")
-    parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip the compiled recipe")
-    parser.add_argument("--end-to-end", default=None, metavar="CONFIG", help="also run the end-to-end path")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="image decoding threads")
+    parser.add_argument("--no-compile", dest="compile", action="store_false",
+                        help="skip the compiled recipe")
+    parser.add_argument("--end-to-end", default=None, metavar="CONFIG",
+                        help="also run the end-to-end path")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="image decoding threads")
     parser.add_argument("--e2e-torch-threads", default=str(torch.get_num_threads()),
                         type=lambda text: [int(t) for t in text.split(",")],
                         help="torch intra-op threads of the end-to-end runs, comma-separated")
@@ -362,11 +383,14 @@ def main(argv=None) -> int:
                 out.write(json.dumps(row) + "\n")
 
     peak = matmul_peak(device, dtype)
-    card = torch.cuda.get_device_name(device) if on_gpu else f"CPU, {torch.get_num_threads()} threads"
+    card = (torch.cuda.get_device_name(device) if on_gpu
+            else f"CPU, {torch.get_num_threads()} threads")
     emit({"device": card, "dtype": str(dtype), "matmul_peak_tflops": round(peak / 1e12, 2),
-          "torch": torch.__version__, "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
+          "torch": torch.__version__, "cpus": os.cpu_count(),
+          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
     for name in filter(None, args.configs.split(",")):
-        guarded(name, clock, emit, lambda: benchmark(name, device, args, peak, clock, emit))
+        # guarded calls the lambda at once, inside this iteration: the late binding is harmless.
+        guarded(name, clock, emit, lambda: benchmark(name, device, args, peak, clock, emit))  # noqa: B023
     if args.end_to_end:
         guarded("end_to_end", clock, emit, lambda: end_to_end(args.end_to_end, device, args, emit))
     print_table(rows)

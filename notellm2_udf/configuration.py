@@ -87,7 +87,10 @@ class NoteLLM2Config(PreTrainedConfig):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         text_type = self.text_config.model_type
         # BERT-likes also have a causal-LM head class; they are encoders all the same.
-        if text_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or text_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        if (
+            text_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+            or text_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+        ):
             raise ValueError(
                 f"text_config must be a decoder-only LLM config, got model_type "
                 f"{self.text_config.model_type!r}"

@@ -97,7 +97,9 @@ def compose_tiny_random(fusion: str = "micl_late", seed: int = 0):
     return model.eval(), NoteLLM2Processor(tokenizer, image_processor, model.config)
 
 
-def compose_from_pretrained(llm_dir: str, vision_dir: str, fusion: str = "micl_late", seed: int = 0):
+def compose_from_pretrained(
+    llm_dir: str, vision_dir: str, fusion: str = "micl_late", seed: int = 0
+):
     """An untrained NoteLLM-2 around a local decoder LLM and a local vision tower.
 
     `vision_dir` may hold a vision-only model (CLIPVisionModel, SiglipVisionModel) or a
@@ -125,10 +127,14 @@ def compose_from_pretrained(llm_dir: str, vision_dir: str, fusion: str = "micl_l
     )
     torch.manual_seed(seed)
     # Built at the LLM's dtype; the random ViT and LLM inside are replaced right after.
-    model = NoteLLM2Model._from_config(config, dtype=language_model.dtype, attn_implementation="sdpa")
+    model = NoteLLM2Model._from_config(
+        config, dtype=language_model.dtype, attn_implementation="sdpa"
+    )
     model.vision_tower.load_state_dict(vision_tower.state_dict())
     model.language_model.load_state_dict(language_model.state_dict())
-    return model.eval(), NoteLLM2Processor(tokenizer, _image_processor(vision_dir, vision_config), model.config)
+    return model.eval(), NoteLLM2Processor(
+        tokenizer, _image_processor(vision_dir, vision_config), model.config
+    )
 
 
 def _image_processor(vision_dir: str, vision_config):
@@ -153,7 +159,8 @@ def add_init_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="local Hugging Face vision tower (CLIP, SigLIP); required with --llm")
     parser.add_argument("--out", metavar="DIR", required=True, help="checkpoint directory to write")
     parser.add_argument("--fusion", choices=FUSIONS, default="micl_late",
-                        help="micl_late = NoteLLM-2 (default); the others are the paper's ablations")
+                        help="micl_late = NoteLLM-2 (default); "
+                             "the others are the paper's ablations")
     parser.add_argument("--seed", type=int, default=0, help="seed of the new modules' random init")
 
 

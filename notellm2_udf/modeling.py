@@ -1,4 +1,5 @@
-"""NoteLLM-2: frozen ViT -> Q-Former -> projector -> decoder LLM (mICL prompt) -> late fusion -> 64-d."""
+"""NoteLLM-2: frozen ViT -> Q-Former -> projector -> decoder LLM (mICL prompt) ->
+late fusion -> 64-d."""
 
 from dataclasses import dataclass
 
@@ -99,7 +100,9 @@ class NoteLLM2Model(NoteLLM2PreTrainedModel):
         """
         rows = torch.arange(input_ids.shape[0], device=input_ids.device)
         inputs_embeds = self.get_input_embeddings()(input_ids)
-        image_vector = self.no_image_embedding.to(inputs_embeds.dtype).expand_as(inputs_embeds[:, 0])
+        image_vector = self.no_image_embedding.to(inputs_embeds.dtype).expand_as(
+            inputs_embeds[:, 0]
+        )
         if pixel_values is not None and pixel_values.shape[0] > 0:
             # The ViT is frozen: no graph through it, also when training.
             with torch.no_grad():

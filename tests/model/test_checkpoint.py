@@ -42,10 +42,12 @@ def test_checkpoint_holds_only_json_and_safetensors(tiny_checkpoint):
     assert names == ["config.json", "model.safetensors", "preprocessor_config.json",
                      "tokenizer.json", "tokenizer_config.json"]
     config = json.loads((tiny_checkpoint / "config.json").read_text())
-    assert (config["model_type"], config["fusion"], config["embed_dim"]) == ("notellm2", "micl_late", 64)
+    assert (config["model_type"], config["fusion"], config["embed_dim"]) == (
+        "notellm2", "micl_late", 64)
 
 
-def test_model_version_changes_with_any_weight(tiny_model, tiny_processor, tiny_checkpoint, tmp_path):
+def test_model_version_changes_with_any_weight(tiny_model, tiny_processor, tiny_checkpoint,
+                                               tmp_path):
     with torch.no_grad():
         tiny_model.embedding_projection.weight[0, 0] += 1e-3
     version = save_checkpoint(tiny_model, tiny_processor, tmp_path / "changed")
@@ -55,7 +57,8 @@ def test_model_version_changes_with_any_weight(tiny_model, tiny_processor, tiny_
 def test_init_model_cli_functions(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     add_init_model_arguments(parser)
-    args = parser.parse_args(["--tiny-random", "--out", str(tmp_path / "m"), "--fusion", "micl", "--seed", "1"])
+    args = parser.parse_args(["--tiny-random", "--out", str(tmp_path / "m"), "--fusion", "micl",
+                              "--seed", "1"])
     assert run_init_model(args) == 0
     printed = capsys.readouterr().out
     assert f"model_version={model_version(tmp_path / 'm')}" in printed
@@ -68,17 +71,19 @@ def test_init_model_cli_functions(tmp_path, capsys):
 
 def save_tiny_llm(directory, family: str) -> None:
     """A tiny random Hugging Face causal LM checkpoint with the byte tokenizer."""
-    common = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-                  "num_key_value_heads": 2, "vocab_size": 256, "max_position_embeddings": 512}
+    common = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                  "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 256,
+                  "max_position_embeddings": 512}
     torch.manual_seed(0)
-    model = Qwen2ForCausalLM(Qwen2Config(**common)) if family == "qwen2" else LlamaModel(LlamaConfig(**common))
+    model = (Qwen2ForCausalLM(Qwen2Config(**common)) if family == "qwen2"
+             else LlamaModel(LlamaConfig(**common)))
     model.save_pretrained(directory)
     build_tiny_tokenizer().save_pretrained(directory)
 
 
 def save_tiny_vision(directory, family: str) -> None:
-    common = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
-                  "image_size": 32, "patch_size": 8}
+    common = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                  "num_attention_heads": 4, "image_size": 32, "patch_size": 8}
     torch.manual_seed(0)
     if family == "clip":
         CLIPVisionModel(CLIPVisionConfig(**common)).save_pretrained(directory)
@@ -90,10 +95,12 @@ def save_tiny_vision(directory, family: str) -> None:
 def test_compose_from_local_hugging_face_checkpoints(tmp_path, llm, vision):
     save_tiny_llm(tmp_path / "llm", llm)
     save_tiny_vision(tmp_path / "vision", vision)
-    model, processor = compose_from_pretrained(str(tmp_path / "llm"), str(tmp_path / "vision"), seed=0)
+    model, processor = compose_from_pretrained(str(tmp_path / "llm"), str(tmp_path / "vision"),
+                                               seed=0)
 
     config = model.config
-    assert config.text_config.model_type == llm and config.vision_config.model_type.startswith(vision)
+    assert (config.text_config.model_type == llm
+            and config.vision_config.model_type.startswith(vision))
     embeddings = model.language_model.get_input_embeddings().weight
     new_ids = [config.image_token_id, config.image_embedding_token_id, config.pad_token_id]
     assert sorted(new_ids) == [256, 257, 258]  # the byte tokenizer has no pad: one is added
@@ -101,9 +108,11 @@ def test_compose_from_local_hugging_face_checkpoints(tmp_path, llm, vision):
     for token_id in new_ids:
         torch.testing.assert_close(embeddings[token_id], embeddings[:256].mean(dim=0))
 
-    reference = (Qwen2ForCausalLM if llm == "qwen2" else LlamaModel).from_pretrained(tmp_path / "llm")
+    reference = (Qwen2ForCausalLM if llm == "qwen2" else LlamaModel).from_pretrained(
+        tmp_path / "llm")
     reference_layer = reference.model.layers[0] if llm == "qwen2" else reference.layers[0]
-    assert torch.equal(model.language_model.layers[0].mlp.up_proj.weight, reference_layer.mlp.up_proj.weight)
+    assert torch.equal(model.language_model.layers[0].mlp.up_proj.weight,
+                       reference_layer.mlp.up_proj.weight)
 
     version = save_checkpoint(model, processor, tmp_path / "composed")
     loaded, loaded_processor = load_checkpoint(tmp_path / "composed")

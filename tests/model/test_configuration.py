@@ -13,7 +13,8 @@ def test_defaults_follow_the_paper():
     assert config.vision_config.model_type == "clip_vision_model"
     assert (config.vision_config.patch_size, config.vision_config.image_size) == (16, 224)
     assert config.qformer_config.encoder_hidden_size == config.vision_config.hidden_size
-    assert (config.title_max_chars, config.content_max_chars, config.max_text_tokens) == (20, 80, 140)
+    assert (config.title_max_chars, config.content_max_chars, config.max_text_tokens) == (
+        20, 80, 140)
     assert (config.topic_max_chars, config.max_topics) == (16, 10)
 
 

@@ -65,7 +65,8 @@ def test_encode_detailed_flags_missing_modalities(tiny_checkpoint):
     assert result.image_error[4] == "too many pixels: 400x300 > 100000"
     # No content: zero vectors (the Spark job turns them into error rows).
     assert not result.embeddings[2].any() and not result.visual_embeddings[2].any()
-    np.testing.assert_allclose(np.linalg.norm(result.embeddings[[0, 1, 3, 4]], axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(result.embeddings[[0, 1, 3, 4]], axis=1), 1,
+                               atol=1e-5)
     # Rows without a usable image share the no-image visual embedding.
     np.testing.assert_allclose(result.visual_embeddings[1], result.visual_embeddings[4], atol=1e-6)
 

@@ -66,7 +66,8 @@ def test_alpha_is_composited_on_white():
     assert pixels[0, 0].tolist() == [255, 0, 0]
     assert pixels[1, 1].tolist() == [255, 255, 255]
     la = Image.new("LA", (2, 2), (0, 128))  # black at half alpha
-    assert np.asarray(decode_image(encode(la, "PNG"), max_pixels=100))[0, 0].tolist() == [127, 127, 127]
+    assert np.asarray(decode_image(encode(la, "PNG"), max_pixels=100))[0, 0].tolist() == [
+        127, 127, 127]
 
 
 def test_palette_transparency_is_composited_on_white():

@@ -24,11 +24,13 @@ def test_visual_embedding_sees_only_the_image(tiny_model, tiny_processor):
     image = image_bytes(7)
     notes = notes_frame([
         {"title": "Mountains", "content": "A long walk #hiking#", "image": image},
-        {"title": "完全不同的标题", "content": "and other content entirely", "topics": ["x"], "image": image},
+        {"title": "完全不同的标题", "content": "and other content entirely", "topics": ["x"],
+         "image": image},
         {"title": "Mountains", "content": "A long walk #hiking#", "image": image_bytes(8)},
     ])
     output = run(tiny_model, tiny_processor, notes)
-    torch.testing.assert_close(output.visual_embedding[0], output.visual_embedding[1], rtol=0, atol=1e-6)
+    torch.testing.assert_close(output.visual_embedding[0], output.visual_embedding[1],
+                               rtol=0, atol=1e-6)
     assert (output.visual_embedding[0] - output.visual_embedding[2]).abs().max() > 1e-3
     assert (output.embedding[0] - output.embedding[1]).abs().max() > 1e-3
     assert (output.embedding[0] - output.embedding[2]).abs().max() > 1e-3
@@ -51,7 +53,8 @@ def test_late_fusion_matches_a_hand_computation(tiny_model, tiny_processor):
         v = cls @ fusion.vision_proj.weight.T
         h = output.multimodal_hidden_state
         z = torch.sigmoid(torch.cat([h, v], dim=-1) @ fusion.gate.weight.T)
-        expected = normalize((z * h + (1 - z) * v) @ tiny_model.embedding_projection.weight.T, dim=-1)
+        expected = normalize((z * h + (1 - z) * v) @ tiny_model.embedding_projection.weight.T,
+                             dim=-1)
     torch.testing.assert_close(output.embedding, expected)
 
 
@@ -77,7 +80,8 @@ def test_rows_without_image_use_the_learned_no_image_vector(tiny_model, tiny_pro
 
 
 def test_empty_text_with_image_and_text_without_image_both_encode(tiny_model, tiny_processor):
-    notes = notes_frame([{"title": "", "content": "", "image": image_bytes(1)}, {"title": "only text"}])
+    notes = notes_frame([{"title": "", "content": "", "image": image_bytes(1)},
+                         {"title": "only text"}])
     output = run(tiny_model, tiny_processor, notes)
     assert torch.isfinite(output.embedding).all() and torch.isfinite(output.visual_embedding).all()
 
@@ -106,11 +110,13 @@ def test_ablation_variants(fusion):
     output = run(model, processor, notes)
     torch.testing.assert_close(output.embedding.norm(dim=-1), torch.ones(3))
     # In every variant the visual embedding depends on the image only.
-    torch.testing.assert_close(output.visual_embedding[0], output.visual_embedding[1], rtol=0, atol=1e-6)
+    torch.testing.assert_close(output.visual_embedding[0], output.visual_embedding[1],
+                               rtol=0, atol=1e-6)
     assert hasattr(model, "late_fusion") == (fusion == "late_only")
     assert hasattr(model, "connector") == (fusion != "late_only")
     if fusion == "late_only":  # the LLM never sees the image: v = W_v CLS
         v = output.visual_hidden_state[0]
         with torch.no_grad():
-            cls = model.vision_tower(pixel_values=processor(notes)["pixel_values"][:1]).pooler_output
+            cls = model.vision_tower(
+                pixel_values=processor(notes)["pixel_values"][:1]).pooler_output
         torch.testing.assert_close(v, model.late_fusion.project_image(cls)[0])

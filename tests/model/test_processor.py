@@ -17,7 +17,8 @@ def decode(processor, ids) -> str:
 def test_fields_follow_the_authors_preprocessing(tiny_processor):
     fields = tiny_processor.prepare_fields(
         title="A title that is longer than twenty characters",
-        content="Line one\nline two #travel# and #a tag far longer than sixteen chars# end " + "x" * 100,
+        content="Line one\nline two #travel# and #a tag far longer than sixteen chars# end "
+        + "x" * 100,
         topics=["given", "travel"],
     )
     assert fields.title == "A title that is long"
@@ -65,8 +66,10 @@ def test_text_segment_is_capped_at_140_tokens_keeping_the_template(tiny_processo
     ]))
     ids = notes.input_ids[0]
     assert len(ids) == 140  # byte tokenizer: 204 field bytes do not fit in the budget
-    assert decode(tiny_processor, ids).startswith('Note: {"title": "' + "T" * 20 + '", "topic": "topic0')
-    assert decode(tiny_processor, ids).endswith('", "content": ""}, compress this note into one word: "')
+    assert decode(tiny_processor, ids).startswith(
+        'Note: {"title": "' + "T" * 20 + '", "topic": "topic0')
+    assert decode(tiny_processor, ids).endswith(
+        '", "content": ""}, compress this note into one word: "')
 
 
 def test_refused_and_missing_images_are_flagged_not_raised(tiny_processor):
@@ -123,7 +126,8 @@ def test_collate_right_pads_and_keeps_row_order(tiny_processor):
 
 
 def test_processor_needs_the_special_token_ids(tiny_processor):
-    config = tiny_processor.config.__class__(**{**tiny_processor.config.to_dict(), "image_token_id": None})
+    config = tiny_processor.config.__class__(**{**tiny_processor.config.to_dict(),
+                                                "image_token_id": None})
     with pytest.raises(ValueError, match="image_token_id is not set"):
         NoteLLM2Processor(tiny_processor.tokenizer, tiny_processor.image_processor, config)
 
