@@ -118,7 +118,8 @@ def synthetic_notes(processor: NoteLLM2Processor, n: int, seed: int = 0) -> Prep
         input_ids=input_ids, lengths=embedding_positions + 1,
         embedding_positions=embedding_positions, visual_positions=visual_positions,
         image_ok=has_image, text_ok=has_image, image_error=[None] * n,
-        pixel_values=torch.randn(n, 3, size, size), image_index=np.arange(n),
+        pixel_values=torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8),
+        image_index=np.arange(n),
     )
 
 
@@ -218,8 +219,7 @@ def authors_batches(lengths: np.ndarray, rows: int = 50) -> list[np.ndarray]:
 
 
 def collated(processor, notes, batches, device) -> list[dict]:
-    return [{k: v.to(device) for k, v in processor.collate(notes, rows).items()}
-            for rows in batches]
+    return [processor.collate(notes, rows, device) for rows in batches]
 
 
 def run_pass(model, inputs, device) -> float:

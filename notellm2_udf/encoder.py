@@ -160,8 +160,7 @@ class Encoder:
         with torch.inference_mode():
             for batch in token_budget_batches(notes.lengths[encodable], self.batch_tokens):
                 rows = torch.from_numpy(encodable[batch]).to(self.device)
-                inputs = self.processor.collate(notes, encodable[batch])
-                output = self.model(**{k: v.to(self.device) for k, v in inputs.items()})
+                output = self.model(**self.processor.collate(notes, encodable[batch], self.device))
                 embeddings[rows] = output.embedding
                 visual_embeddings[rows] = output.visual_embedding
         return embeddings.cpu().numpy(), visual_embeddings.cpu().numpy()

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
+from notellm2_udf.images import decode_image
 from notellm2_udf.init_model import compose_tiny_random
 from notellm2_udf.processor import NoteLLM2Processor
 from tests.model.factories import image_bytes, mixed_notes, notes_frame
@@ -122,7 +123,7 @@ def test_collate_right_pads_and_keeps_row_order(tiny_processor):
     assert inputs["input_ids"][1, notes.lengths[0]:].eq(tiny_processor.config.pad_token_id).all()
     assert inputs["has_image"].tolist() == [True, False]
     assert inputs["pixel_values"].shape[0] == 1
-    assert inputs["pixel_values"][0].equal(notes.pixel_values[1])
+    assert inputs["pixel_values"][0].equal(tiny_processor.normalize_pixels(notes.pixel_values[1]))
 
 
 def test_processor_needs_the_special_token_ids(tiny_processor):
@@ -156,3 +157,23 @@ def test_decoding_in_threads_gives_the_same_notes(tiny_processor):
     assert threaded.image_error[9] == "too many pixels: 400x300 > 100000"
     assert np.array_equal(threaded.image_index, alone.image_index)
     assert all(np.array_equal(a, b) for a, b in zip(threaded.input_ids, alone.input_ids))
+
+
+def test_pixels_stay_uint8_until_collate_normalises_them_like_the_image_processor(
+        tiny_processor):
+    images = [decode_image(image_bytes(i, size=(60 + 7 * i, 45 + 3 * i), fmt=fmt))
+              for i, fmt in enumerate(["PNG", "JPEG", "GIF", "WEBP"])]
+    resized = tiny_processor.preprocess_images(images)
+    assert resized.dtype == torch.uint8 and resized.shape == (4, 3, 32, 32)
+    expected = tiny_processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
+    # The same float64 rescale and float32 normalisation: identical values, not just close.
+    assert torch.equal(tiny_processor.normalize_pixels(resized), expected)
+    notes = tiny_processor.prepare_notes(notes_frame([
+        {"title": "a", "image": image_bytes(1)},
+        {"title": "b"},
+        {"title": "c", "image": image_bytes(2)},
+    ]))
+    inputs = tiny_processor.collate(notes, np.array([2, 1, 0]))
+    assert inputs["pixel_values"].dtype == torch.float32
+    assert torch.equal(inputs["pixel_values"],
+                       tiny_processor.normalize_pixels(notes.pixel_values[[1, 0]]))
