@@ -23,7 +23,8 @@ from notellm2_udf.processor import PreparedNotes
 # handles 16k-token batches comfortably; on a CPU smaller batches waste less on padding.
 DEFAULT_BATCH_TOKENS = {"cuda": 16384, "cpu": 4096}
 # Notes prepared (images decoded and resized) at a time: bounds the pixel memory
-# (1024 x 3 x 224 x 224 float32 = 600 MB) while still sorting enough notes by length.
+# (1024 x 3 x 224 x 224 uint8 = 150 MB, two chunks in flight) while still sorting enough
+# notes by length.
 DEFAULT_CHUNK_ROWS = 1024
 
 
