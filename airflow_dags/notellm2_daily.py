@@ -28,7 +28,14 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, PokeReturnValue, task
-from notellm2_settings import DAILY_SETTINGS, optional_flag, params_of, setting, spark_job
+from notellm2_settings import (
+    DAILY_SETTINGS,
+    optional_flag,
+    params_of,
+    setting,
+    spark_job,
+    switch,
+)
 
 with DAG(
     dag_id="notellm2_daily",
@@ -74,7 +81,7 @@ with DAG(
         "embed_notes", "embed_notes.py",
         ["--date", day, "--notes", setting("notes"), "--model", setting("model"),
          "--embeddings", setting("embeddings"), "--errors", setting("errors"),
-         optional_flag("--batch-size", "batch_size")],
+         optional_flag("--batch-size", "batch_size"), switch("--compile", "compile")],
         execution_timeout=timedelta(hours=8))
     index_dir = setting("index_root")  # the jobs keep each day's index in <index_root>/dt=D
     build_index = spark_job(

@@ -151,6 +151,8 @@ DAILY_SETTINGS = (
             "every note of the window, or the day's new notes (empty: the job's default)", ""),
     Setting("batch_size", optional(positive_int(100_000)), "notes per Arrow batch of the "
             "encoder (empty: the job's default)", ""),
+    Setting("compile", one_of("true", "false"), "torch.compile the model on each embedding "
+            "worker (--compile; worth it on GPUs)", "false"),
     Setting("recall_sample", positive_int(100_000), "query notes checked against exact "
             "search by validate", 200),
     Setting("min_recall", unit_float, "validate fails below this sampled recall@top_k", 0.9),

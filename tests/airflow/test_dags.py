@@ -16,7 +16,7 @@ DAILY_SETTINGS = {
     "errors": "/lake/embedding_errors", "related": "/lake/related_notes",
     "index_root": "/shared/index", "model": "/shared/models/current", "top_k": 100,
     "window_days": 30, "index_type": "auto", "num_shards": "", "queries": "new",
-    "batch_size": "", "recall_sample": 200, "min_recall": 0.9,
+    "batch_size": "", "compile": "true", "recall_sample": 200, "min_recall": 0.9,
     "spark_packages": "io.delta:delta-spark_2.13:4.0.1,io.delta:delta-storage:4.0.1",
     "spark_jars": "", "spark_py_files": "", "spark_properties_file": ""}
 TRAIN_SETTINGS = {
@@ -84,7 +84,8 @@ def test_daily_spark_commands_render_from_the_resolved_settings(dags):
     assert embed["name"] == "notellm2-embed_notes-2026-11-25"
     assert embed["application_args"] == [
         "--date", "2026-11-25", "--notes", "/lake/notes", "--model", "/shared/models/current",
-        "--embeddings", "/lake/note_embeddings", "--errors", "/lake/embedding_errors"]
+        "--embeddings", "/lake/note_embeddings", "--errors", "/lake/embedding_errors",
+        "--compile"]
     assert tasks["build_index"]["application_args"] == [
         "--date", "2026-11-25", "--embeddings", "/lake/note_embeddings",
         "--index-dir", "/shared/index", "--window-days", "30", "--index-type", "auto"]
