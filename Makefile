@@ -80,7 +80,7 @@ demo: setup
 	bash scripts/demo.sh $(DEMO_DIR)
 
 lint: $(JOB_STAMP)
-	$(VENV)/bin/ruff check notellm2_udf schemas jobs airflow_dags tests benchmarks
+	$(VENV)/bin/ruff check notellm2_udf schemas jobs airflow_dags tests benchmarks scripts
 
 clean:
 	rm -rf $(DEMO_DIR) $(LAKEHOUSE) .pytest_cache
