@@ -18,8 +18,11 @@ Recipes (model-only, inputs prepared beforehand; the median of --repeats passes)
   compiled  budget with the vision tower and LLM torch.compile'd (Encoder(compile=True));
             compilation time reported separately, outputs checked against eager
 End to end (--end-to-end CONFIG): the real path from a saved checkpoint and JPEG bytes,
-`Encoder.encode_frames` over 512-note frames, images decoded on all CPU cores while the
-model runs: the notes/s a Spark task with this GPU and these CPUs would get.
+`Encoder.encode_frames` over 512-note frames, images decoded on all CPU cores (threads, or
+worker processes with --e2e-prepare-processes) while the model runs: the notes/s a Spark
+task with this GPU and these CPUs would get. Next GPU run, threads against processes:
+    python benchmarks/encode_gpu.py --configs "" --end-to-end 1.5b --no-compile \
+        --notes 3000 --e2e-prepare-processes 0,8,15
 """
 
 import argparse
@@ -299,14 +302,16 @@ def end_to_end(name: str, device: torch.device, args, emit) -> None:
     with tempfile.TemporaryDirectory() as checkpoint:
         save_checkpoint(model, processor, checkpoint)
         del model
-        variants = [(compiled, torch_threads)
+        variants = [(compiled, torch_threads, processes)
                     for compiled in ((False, True) if args.compile else (False,))
-                    for torch_threads in args.e2e_torch_threads]
-        for compiled, torch_threads in variants:
+                    for torch_threads in args.e2e_torch_threads
+                    for processes in args.e2e_prepare_processes]
+        for compiled, torch_threads, processes in variants:
             torch.set_num_threads(torch_threads)
             started = time.perf_counter()
             encoder = Encoder(checkpoint, device=device, batch_tokens=args.batch_tokens,
-                              threads=args.threads, compile=compiled)
+                              threads=args.threads, compile=compiled,
+                              prepare_processes=processes)
             for _ in encoder.encode_frames(frames[:1]):  # load, compile, warm up
                 pass
             ready_s = time.perf_counter() - started
@@ -315,8 +320,10 @@ def end_to_end(name: str, device: torch.device, args, emit) -> None:
             seconds = time.perf_counter() - started
             emit({"config": name, "recipe": "end_to_end" + ("_compiled" if compiled else ""),
                   "notes": encoded, "threads": args.threads, "torch_threads": torch_threads,
+                  "prepare_processes": processes,
                   "load_and_warmup_s": round(ready_s, 1),
                   "notes_per_s": round(encoded / seconds, 1)})
+            encoder.close()
             del encoder
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -345,6 +352,10 @@ def print_table(rows: list[dict]) -> None:
                   f"| {compile_s} |")
 
 
+def int_list(text: str) -> list[int]:
+    return [int(item) for item in text.split(",")]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -362,8 +373,11 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="image decoding threads")
     parser.add_argument("--e2e-torch-threads", default=str(torch.get_num_threads()),
-                        type=lambda text: [int(t) for t in text.split(",")],
+                        type=int_list,
                         help="torch intra-op threads of the end-to-end runs, comma-separated")
+    parser.add_argument("--e2e-prepare-processes", default="0", type=int_list,
+                        help="Encoder(prepare_processes=N) of the end-to-end runs, "
+                             "comma-separated; 0 = decoding threads")
     parser.add_argument("--deadline-s", type=float, default=float("inf"),
                         help="start no new stage after this many seconds")
     parser.add_argument("--out", default=None, help="JSON lines file for the results")

@@ -2,7 +2,7 @@
 
     spark-submit jobs/embed_notes.py --date 2026-11-25 --notes URI --model DIR \
         --embeddings URI --errors URI [--batch-size N] [--max-image-pixels N] \
-        [--batch-tokens N] [--partitions N] [--compile]
+        [--batch-tokens N] [--partitions N] [--compile] [--prepare-processes N]
 
 URIs are Delta table locations; DIR is a NoteLLM-2 checkpoint readable from every executor.
 Every note_id of the day ends up in `note_embeddings` or `embedding_errors` (or both: a note
@@ -74,6 +74,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the model on each worker: about a minute more per "
                              "worker at start, faster encoding after (see docs/BENCHMARKS.md)")
+    parser.add_argument("--prepare-processes", type=positive_int_arg, default=None,
+                        help="decode images and tokenise in N worker processes per encoding "
+                             "task instead of threads (default: threads, one per task CPU)")
     return parser.parse_args(argv)
 
 
@@ -88,7 +91,8 @@ def embed_day(args: argparse.Namespace, summary: JobSummary) -> None:
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.batch_size))
     notes_df = read_notes_day(spark, args.notes, args.date)
     settings = EncoderSettings(args.model, args.max_image_pixels, args.batch_tokens,
-                               compile=args.compile)
+                               compile=args.compile,
+                               prepare_processes=args.prepare_processes or 0)
 
     unique_df, duplicate_errors_df = split_duplicates(notes_df)
     partitions = args.partitions or 4 * spark.sparkContext.defaultParallelism

@@ -54,6 +54,7 @@ class EncoderSettings:
     max_image_pixels: int
     batch_tokens: int | None = None
     compile: bool = False
+    prepare_processes: int = 0
 
 
 # The per-worker cache: (settings, device, factory name) -> Encoder, plus how many loads
@@ -82,7 +83,8 @@ def load_encoder(settings: EncoderSettings, device: str):
     # Progress bars of weight loading would fill the executor logs of every worker.
     transformers_logging.disable_progress_bar()
     return Encoder(settings.model_dir, device=device, batch_tokens=settings.batch_tokens,
-                   max_image_pixels=settings.max_image_pixels, compile=settings.compile)
+                   max_image_pixels=settings.max_image_pixels, compile=settings.compile,
+                   prepare_processes=settings.prepare_processes)
 
 
 def cached_encoder(settings: EncoderSettings, device: str,

@@ -17,6 +17,7 @@ import torch
 
 from notellm2_udf.checkpoint import load_checkpoint, model_version
 from notellm2_udf.images import DEFAULT_MAX_PIXELS
+from notellm2_udf.preparation import ProcessPreparer
 from notellm2_udf.processor import PreparedNotes
 
 # Tokens (rows x longest row) per forward pass. A 7B-class LLM in bf16 on an 80 GB GPU
@@ -77,8 +78,10 @@ class Encoder:
 
     CPU work overlaps the model: while chunk k is encoded, chunk k + 1 is prepared, its
     images decoded and resized by `threads` threads (default: torch's intra-op threads, which
-    the caller sets to the CPUs it owns). `compile=True` compiles the vision tower and the
-    LLM with torch.compile (dynamic shapes): slower first batches, faster steady state.
+    the caller sets to the CPUs it owns), or, with `prepare_processes=N`, by N worker
+    processes (no interpreter lock shared with the thread driving the GPU; `close()` stops
+    them). `compile=True` compiles the vision tower and the LLM with torch.compile (dynamic
+    shapes): slower first batches, faster steady state.
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class Encoder:
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         threads: int | None = None,
+        prepare_processes: int = 0,
         compile: bool = False,
     ):
         self.device = resolve_device(device)
@@ -102,6 +106,8 @@ class Encoder:
         self.max_image_pixels = max_image_pixels
         self.chunk_rows = chunk_rows
         self.threads = threads or torch.get_num_threads()
+        self._preparer = (ProcessPreparer(model_dir, prepare_processes, max_image_pixels)
+                          if prepare_processes else None)
 
     @property
     def embed_dim(self) -> int:
@@ -131,12 +137,22 @@ class Encoder:
                 result = _FrameResult(frame, self.embed_dim)
                 for start in range(0, len(frame), self.chunk_rows):
                     in_flight.append((result, prefetch.submit(
-                        self.processor.prepare_notes, frame.iloc[start:start + self.chunk_rows],
-                        max_image_pixels=self.max_image_pixels, executor=decoders)))
+                        self._prepare, frame.iloc[start:start + self.chunk_rows], decoders)))
                     yield from self._encode_oldest(in_flight, keep=1)
                 if len(frame) == 0:
                     in_flight.append((result, None))
             yield from self._encode_oldest(in_flight, keep=0)
+
+    def close(self) -> None:
+        """Stops the preparation processes, if any (threads end with each call)."""
+        if self._preparer is not None:
+            self._preparer.close()
+
+    def _prepare(self, chunk: pd.DataFrame, decoders: ThreadPoolExecutor) -> PreparedNotes:
+        if self._preparer is not None:
+            return self._preparer.prepare(chunk)
+        return self.processor.prepare_notes(chunk, max_image_pixels=self.max_image_pixels,
+                                            executor=decoders)
 
     def _encode_oldest(
         self, in_flight: deque, keep: int

@@ -27,13 +27,14 @@ def notes_location(spark, day_notes_pdf, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def job_run(spark, notes_location, tiny_checkpoint, tmp_path_factory):
-    """Run the job twice on the same day; return the outputs of each run."""
+    """Run the job twice on the same day; return the outputs of each run. The second run
+    prepares the notes in two worker processes per task instead of threads."""
     out = tmp_path_factory.mktemp("embed-out")
     argv = ["--date", DAY, "--notes", notes_location, "--model", str(tiny_checkpoint),
             "--embeddings", str(out / "emb"), "--errors", str(out / "err"), "--batch-size", "16"]
     runs = []
-    for _ in range(2):
-        assert embed_notes.main(argv) == 0
+    for extra_args in ([], ["--prepare-processes", "2"]):
+        assert embed_notes.main(argv + extra_args) == 0
         runs.append(tuple(
             spark.read.format("delta").load(str(out / name)).toPandas()
             .sort_values(["note_id", *extra]).reset_index(drop=True)
@@ -104,7 +105,7 @@ def test_duplicate_keeps_the_copy_with_an_image(job_run, day_notes_pdf, tiny_enc
     np.testing.assert_allclose(got, expected[0], atol=1e-5)
 
 
-def test_rerun_replaces_the_day_with_identical_rows(job_run):
+def test_a_rerun_preparing_in_processes_replaces_the_day_with_identical_rows(job_run):
     (first_emb, first_err), (second_emb, second_err) = job_run
     assert first_emb.drop(columns="embedding").equals(second_emb.drop(columns="embedding"))
     np.testing.assert_array_equal(np.stack(first_emb["embedding"]),

@@ -1,9 +1,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from notellm2_udf import Encoder
 from notellm2_udf.encoder import EncodeResult, token_budget_batches
+from notellm2_udf.preparation import ProcessPreparer
 from tests.model.factories import image_bytes, mixed_notes, notes_frame
 
 
@@ -142,3 +144,39 @@ def test_a_compiled_encoder_matches_the_eager_one(tiny_checkpoint, tiny_encoder)
     notes = mixed_notes()
     for got, expected in zip(compiled.encode(notes), tiny_encoder.encode(notes)):
         np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_preparing_in_worker_processes_gives_identical_results(tiny_checkpoint, tiny_encoder):
+    notes = pd.concat([mixed_notes()] * 3, ignore_index=True)
+    processes = Encoder(tiny_checkpoint, device="cpu", chunk_rows=10, prepare_processes=2)
+    try:
+        got = processes.encode_detailed(notes)
+    finally:
+        processes.close()
+    expected = Encoder(tiny_checkpoint, device="cpu", chunk_rows=10).encode_detailed(notes)
+    assert np.array_equal(got.embeddings, expected.embeddings)
+    assert np.array_equal(got.visual_embeddings, expected.visual_embeddings)
+    assert got.image_error == expected.image_error
+    assert np.array_equal(got.image_ok, expected.image_ok)
+
+
+def test_a_process_preparer_matches_the_processor_slice_by_slice(tiny_checkpoint, tiny_encoder):
+    notes = pd.concat([mixed_notes(), notes_frame([
+        {"title": "huge", "image": image_bytes(3, size=(400, 300))},
+        {"title": "broken", "image": image_bytes(9, size=(64, 64))[:200]},
+    ])] * 2, ignore_index=True)
+    preparer = ProcessPreparer(tiny_checkpoint, processes=3, max_image_pixels=100_000)
+    try:
+        got = preparer.prepare(notes)
+        with pytest.raises(ValueError, match="no notes to prepare"):
+            preparer.prepare(notes.iloc[:0])
+    finally:
+        preparer.close()
+    expected = tiny_encoder.processor.prepare_notes(notes, max_image_pixels=100_000)
+    assert got.image_error == expected.image_error
+    assert got.image_error[8] == "too many pixels: 400x300 > 100000"
+    assert np.array_equal(got.image_index, expected.image_index)
+    assert torch.equal(got.pixel_values, expected.pixel_values)
+    assert all(np.array_equal(a, b) for a, b in zip(got.input_ids, expected.input_ids))
+    for name in ("lengths", "embedding_positions", "visual_positions", "image_ok", "text_ok"):
+        assert np.array_equal(getattr(got, name), getattr(expected, name)), name
