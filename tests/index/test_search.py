@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from notellm2_udf.index.params import choose_params
-from notellm2_udf.index.search import merge_topk, search_shards
+from notellm2_udf.index.search import coarse_assignment, merge_topk, search_shards
 from notellm2_udf.index.shards import fill_shard, train_index
 from tests.index.conftest import clustered_vectors
 
@@ -81,3 +81,29 @@ def test_approximate_recall_at_100_against_exact(index_type):
     _, G_exact = exact(xb, 100)
     recall = np.mean([len(set(a) & set(b)) / 100 for a, b in zip(G, G_exact)])
     assert recall >= 0.95, f"{params.factory} {params.search}: recall@100 {recall:.3f}"
+
+
+@pytest.mark.parametrize("index_type", ["ivf", "ivfpq"])
+def test_one_coarse_assignment_gives_each_ivf_shard_its_own_search(index_type):
+    # search_shards assigns the queries to lists once for all shards; that is only right
+    # because the shards share the quantizer: each shard's scan of those lists must be,
+    # bit for bit, what the shard's own search returns.
+    xb = clustered_vectors(4000)
+    params = choose_params(n=len(xb), d=32, index_type=index_type)
+    trained = train_index(xb[: params.train_size(len(xb))], params=params)
+    shards = shard_set(xb, trained, 3)
+    for index, _ in shards:
+        faiss.ParameterSpace().set_index_parameters(index, params.search)
+    lists, distances = coarse_assignment(shards, xb)
+    assert lists.shape == (len(xb), shards[0][0].nprobe)
+    for index, _ in shards:
+        D, I = index.search(xb, 12)
+        D_pre, I_pre = index.search_preassigned(xb, 12, lists, distances)
+        assert np.array_equal(I_pre, I) and np.array_equal(D_pre, D)
+
+
+@pytest.mark.parametrize("index_type", ["flat", "hnsw"])
+def test_indexes_without_lists_are_searched_whole(index_type):
+    xb = clustered_vectors(500)
+    params = choose_params(n=len(xb), d=32, index_type=index_type)
+    assert coarse_assignment(shard_set(xb, train_index(xb, params=params), 2), xb) is None
