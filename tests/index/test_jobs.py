@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -161,3 +162,22 @@ def test_window_latest_row_and_new_queries(spark, index_paths):
     corpus_xb = np.vstack([xb[:10], xb[20:40][::-1][:20]])
     expected = exact_related(corpus_ids, corpus_xb, 5)
     assert_same_related(found, {q: expected[q] for q in edited + fresh})
+
+
+@pytest.mark.parametrize(("rows", "cores", "tasks"), [
+    (1, 2, 2), (400_000, 2, 2), (400_001, 2, 4), (1_000_000, 2, 6), (1_000_000, 16, 16),
+])
+def test_search_tasks_are_whole_waves_of_at_most_200k_queries(rows, cores, tasks):
+    spark = SimpleNamespace(sparkContext=SimpleNamespace(defaultParallelism=cores))
+    assert related_notes.search_tasks(spark, {"rows": rows}) == tasks
+
+
+def test_the_write_setting_is_scoped_to_the_write(spark):
+    (key, value), = related_notes.ONE_DAY_WRITE.items()
+    for before in (None, "7"):
+        if before is not None:
+            spark.conf.set(key, before)
+        with related_notes.session_conf(spark, related_notes.ONE_DAY_WRITE):
+            assert spark.conf.get(key) == value
+        assert spark.conf.get(key, None) == before
+    spark.conf.unset(key)
