@@ -13,6 +13,11 @@ note_embeddings table (not timed). Then, timed one after the other on the same m
          recall on 200 queries against exact
   lsh    (--lsh-size notes) Spark MLlib BucketedRandomProjectionLSH approxSimilarityJoin and
          a top-100 window, the Spark-native peer
+  breakdown  (--breakdown-size notes, one of --sizes) where related_notes' search + write
+         time goes: in one Spark session, the same search written to nowhere, then to
+         Spark's noop sink, to plain Parquet, to Delta as the job writes, and to Delta
+         sorted by dt (Spark's default for partitioned writes); wall time and CPU seconds
+         of the JVM and of the Python workers for each
 Spark runs against a private metastore under --out. Writes <out>/related_scale.json and .md.
 """
 
@@ -187,6 +192,104 @@ def run_lsh(part: Path) -> dict:
             "recall": round(recall(found, exact), 4)}
 
 
+def process_cpu_s(pid: int, *, children: bool) -> float:
+    """User + system CPU seconds of `pid` (and of its reaped children) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(value) for value in fields[11:15 if children else 13])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def spark_cpu_s() -> dict:
+    """CPU seconds so far of the JVM (this driver's parent under spark-submit) and of the
+    Python workers it started (every descendant but this driver)."""
+    jvm = os.getppid()
+    parent = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent[int(entry.name)] = int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, ProcessLookupError):  # ended meanwhile
+                pass
+    workers, frontier = set(), {jvm}
+    while frontier:
+        frontier = {pid for pid, ppid in parent.items() if ppid in frontier} - workers
+        workers |= frontier
+    python = 0.0
+    for pid in workers - {os.getpid()}:
+        try:
+            python += process_cpu_s(pid, children=True)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return {"jvm": process_cpu_s(jvm, children=False), "python": python}
+
+
+def run_breakdown(data: Path) -> list[dict]:
+    """Search + write of related_notes cut into steps, each timed in one session."""
+    from jobs.related_notes import ONE_DAY_WRITE, search_tasks, session_conf, with_day
+    from notellm2_udf.delta_io import conform, replace_days
+    from notellm2_udf.index.corpus import latest_embeddings, read_embeddings
+    from notellm2_udf.index.layout import read_manifest
+    from notellm2_udf.index.search import RELATED, loaded_index, related_notes_df
+    from notellm2_udf.index.threads import use_task_cpus
+    from notellm2_udf.spark_session import SparkSettings, build_spark_session
+    from schemas import RELATED_NOTES
+
+    data = data.resolve()  # Delta's SQL takes the location as a path, not a name
+    spark = build_spark_session(SparkSettings(app_name="related_scale breakdown"))
+    manifest = read_manifest(data / "index", DAY)
+    corpus_df = latest_embeddings(read_embeddings(spark, str(data / "note_embeddings")),
+                                  day=DAY, window_days=manifest["window_days"]).persist()
+    corpus_df.count()
+    tasks = search_tasks(spark, manifest)
+
+    def search_dropped(batches):
+        use_task_cpus()
+        index = loaded_index(manifest)
+        for batch in batches:
+            index.related(batch, TOP_K)
+        yield from ()
+
+    def rows_df():
+        return conform(with_day(related_notes_df(corpus_df, manifest=manifest, k=TOP_K,
+                                                 num_tasks=tasks),
+                                day=DAY, model_version=MODEL), RELATED_NOTES)
+
+    def delta(rows=None) -> None:
+        replace_days(rows_df() if rows is None else rows, RELATED_NOTES,
+                     str(data / "breakdown_delta"), DAY)
+
+    def write_one_day(write):
+        with session_conf(spark, ONE_DAY_WRITE):
+            write()
+
+    steps = {
+        "search, rows dropped in Python": lambda: (
+            corpus_df.select("note_id", "embedding").repartition(tasks)
+            .mapInArrow(search_dropped, RELATED).write.format("noop").mode("overwrite").save()),
+        "+ rows to the JVM (noop sink)": lambda: (
+            rows_df().write.format("noop").mode("overwrite").save()),
+        "+ Parquet files (Spark)": lambda: write_one_day(
+            lambda: rows_df().write.partitionBy("dt").mode("overwrite").parquet(
+                str(data / "breakdown_parquet"))),
+        "+ Delta, as the job writes": lambda: write_one_day(delta),
+        "Delta sorted by dt (before)": delta,
+    }
+    # Warm-up, untimed: the index in the workers, the JIT, the Delta table and its log.
+    steps["+ rows to the JVM (noop sink)"]()
+    delta(rows_df().limit(1000))
+    results = []
+    for name, step in steps.items():
+        before, started = spark_cpu_s(), time.monotonic()
+        step()
+        after = spark_cpu_s()
+        results.append({"step": name, "wall_s": round(time.monotonic() - started, 1),
+                        "jvm_cpu_s": round(after["jvm"] - before["jvm"], 1),
+                        "python_cpu_s": round(after["python"] - before["python"], 1),
+                        "load1": round(os.getloadavg()[0], 1)})
+    return results
+
+
 def timed(command: list[str], env: dict) -> tuple[float, str]:
     started = time.monotonic()
     result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
@@ -204,6 +307,7 @@ def summary_facts(stdout: str) -> dict:
 def run_size(n: int, out: Path, env: dict, spark_submit: list[str]) -> dict:
     data = out / f"n{n}"
     part = write_parquet_embeddings(n, data / "note_embeddings")
+    load_start = round(os.getloadavg()[0], 1)
     timed(spark_submit + [__file__, "convert", "--table", str(data / "note_embeddings")], env)
     common = ["--date", DAY, "--embeddings", str(data / "note_embeddings"),
               "--index-dir", str(data / "index")]
@@ -227,6 +331,7 @@ def run_size(n: int, out: Path, env: dict, spark_submit: list[str]) -> dict:
         "spark_job_search_write_s": float(related["search_write_s"]),
         "plain_s": round(plain_s, 1), "plain": plain,
         "ratio": round(spark_s / plain_s, 2),
+        "load1": [load_start, round(os.getloadavg()[0], 1)],
     }
 
 
@@ -235,15 +340,23 @@ def markdown(result: dict) -> str:
         f"Run {result['date']} on {result['machine']}; load average before: "
         f"{result['load_before']}, after: {result['load_after']}.", "",
         "| notes | index | shards | Spark build s | Spark related s | Spark total s | "
-        "plain total s | Spark / plain | recall@100 Spark | recall@100 plain | rows |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "plain total s | Spark / plain | recall@100 Spark | recall@100 plain | rows | "
+        "load (1 min) start, end |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["sizes"]:
         lines.append(
             f"| {r['notes']:,} | {r['index']} {r['search']} | {r['shards']} | "
             f"{r['spark_build_s']} | {r['spark_related_s']} | {r['spark_s']} | {r['plain_s']} | "
             f"{r['ratio']} | {r['spark_recall']} | {r['plain']['recall']} | "
-            f"{r['spark_rows']:,} |")
+            f"{r['spark_rows']:,} | {r['load1'][0]}, {r['load1'][1]} |")
+    if result.get("breakdown"):
+        lines += ["", f"Where related_notes' search + write goes at {result['breakdown_size']:,} "
+                  "notes (one Spark session, steps one after the other):", "",
+                  "| step | wall s | JVM CPU s | Python workers CPU s | load (1 min) |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {b['step']} | {b['wall_s']} | {b['jvm_cpu_s']} | {b['python_cpu_s']} | "
+                  f"{b['load1']} |" for b in result["breakdown"]]
     if result.get("lsh"):
         lsh = result["lsh"]
         lines += ["", f"Spark MLlib BucketedRandomProjectionLSH at {lsh['notes']:,} notes "
@@ -255,21 +368,30 @@ def markdown(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", nargs="?", default="bench", choices=("bench", "plain", "lsh",
-                                                                     "convert"))
+    parser.add_argument("mode", nargs="?", default="bench",
+                        choices=("bench", "plain", "lsh", "convert", "breakdown"))
     parser.add_argument("--sizes", default="100000,300000,1000000")
     parser.add_argument("--lsh-size", type=int, default=20000, help="0: skip the LSH peer")
+    parser.add_argument("--breakdown-size", type=int, default=300000,
+                        help="one of --sizes; 0: skip the search + write breakdown")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "related_scale")
     parser.add_argument("--part", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--table", help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    sizes = [int(size) for size in args.sizes.split(",")]
+    if args.mode == "bench" and args.breakdown_size and args.breakdown_size not in sizes:
+        parser.error("--breakdown-size must be one of --sizes (or 0)")
 
     if args.mode == "plain":
         print(json.dumps(run_plain(args.part, args.result)))
         return 0
     if args.mode == "lsh":
         print(json.dumps(run_lsh(args.part)))
+        return 0
+    if args.mode == "breakdown":
+        print(json.dumps(run_breakdown(args.data)))
         return 0
     if args.mode == "convert":
         from notellm2_udf.spark_session import SparkSettings, build_spark_session
@@ -289,9 +411,15 @@ def main(argv: list[str] | None = None) -> int:
     result = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
               "machine": f"{os.cpu_count()} cores, no GPU", "load_before": os.getloadavg(),
               "sizes": []}
-    for n in [int(size) for size in args.sizes.split(",")]:
+    for n in sizes:
         result["sizes"].append(run_size(n, out, env, spark_submit))
         print(json.dumps(result["sizes"][-1]), flush=True)
+    if args.breakdown_size:
+        _, stdout = timed(spark_submit + [__file__, "breakdown", "--data",
+                                          str(out / f"n{args.breakdown_size}")], env)
+        result["breakdown_size"] = args.breakdown_size
+        result["breakdown"] = json.loads(stdout.strip().splitlines()[-1])
+        print(json.dumps(result["breakdown"]), flush=True)
     if args.lsh_size:
         part = write_parquet_embeddings(args.lsh_size, out / f"lsh{args.lsh_size}")
         wall_s, stdout = timed(spark_submit + [__file__, "lsh", "--part", str(part)], env)
