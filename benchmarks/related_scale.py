@@ -199,9 +199,9 @@ def process_cpu_s(pid: int, *, children: bool) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def spark_cpu_s() -> dict:
-    """CPU seconds so far of the JVM (this driver's parent under spark-submit) and of the
-    Python workers it started (every descendant but this driver)."""
+def spark_cpu_s() -> tuple[float, dict[int, float]]:
+    """CPU seconds so far of the JVM (this driver's parent under spark-submit) and of each
+    process it started but this driver (the Python workers)."""
     jvm = os.getppid()
     parent = {}
     for entry in Path("/proc").iterdir():
@@ -215,13 +215,13 @@ def spark_cpu_s() -> dict:
     while frontier:
         frontier = {pid for pid, ppid in parent.items() if ppid in frontier} - workers
         workers |= frontier
-    python = 0.0
+    python = {}
     for pid in workers - {os.getpid()}:
         try:
-            python += process_cpu_s(pid, children=True)
+            python[pid] = process_cpu_s(pid, children=True)
         except (FileNotFoundError, ProcessLookupError):
             pass
-    return {"jvm": process_cpu_s(jvm, children=False), "python": python}
+    return process_cpu_s(jvm, children=False), python
 
 
 def run_breakdown(data: Path) -> list[dict]:
@@ -275,17 +275,20 @@ def run_breakdown(data: Path) -> list[dict]:
         "+ Delta, as the job writes": lambda: write_one_day(delta),
         "Delta sorted by dt (before)": delta,
     }
-    # Warm-up, untimed: the index in the workers, the JIT, the Delta table and its log.
-    steps["+ rows to the JVM (noop sink)"]()
+    # Warm-up, untimed: the Delta table and its log, the JIT, the index in the workers.
+    # The limited write first: Spark ends the workers whose output it stops reading.
     delta(rows_df().limit(1000))
+    steps["+ rows to the JVM (noop sink)"]()
     results = []
     for name, step in steps.items():
-        before, started = spark_cpu_s(), time.monotonic()
+        (jvm_before, workers_before), started = spark_cpu_s(), time.monotonic()
         step()
-        after = spark_cpu_s()
+        jvm_after, workers_after = spark_cpu_s()
+        # A worker that ended during the step takes its CPU seconds with it (none should).
+        python = sum(cpu - workers_before.get(pid, 0.0) for pid, cpu in workers_after.items())
         results.append({"step": name, "wall_s": round(time.monotonic() - started, 1),
-                        "jvm_cpu_s": round(after["jvm"] - before["jvm"], 1),
-                        "python_cpu_s": round(after["python"] - before["python"], 1),
+                        "jvm_cpu_s": round(jvm_after - jvm_before, 1),
+                        "python_cpu_s": round(python, 1),
                         "load1": round(os.getloadavg()[0], 1)})
     return results
 
