@@ -130,8 +130,9 @@ RELATED_NOTES = TableSpec(
     ),
     partition_by=("dt",),
     comment="Top related notes of every note, by day.",
-    # File statistics on (dt, note_id) only: lookups go by note_id, and min/max of the other
-    # columns skip nothing yet nearly double the write time of this k-rows-per-note table.
+    # File statistics on the first two data columns only (note_id, rank; dt is a partition
+    # column, not in the files): min/max of the other columns skip nothing yet nearly double
+    # the write time of this k-rows-per-note table.
     properties={"delta.dataSkippingNumIndexedCols": "2"},
 )
 
