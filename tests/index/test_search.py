@@ -68,15 +68,21 @@ def test_sharded_ivf_equals_unsharded_ivf_with_the_shared_quantizer():
     np.testing.assert_allclose(D3, D1, rtol=1e-6)
 
 
-@pytest.mark.parametrize("index_type", ["ivf", "ivfpq", "hnsw"])
-def test_approximate_recall_at_100_against_exact(index_type):
-    xb = clustered_vectors(4000)
+def tuned_shards(xb: np.ndarray, index_type: str, num_shards: int):
+    """(IndexParams, shards) of `xb` with the index type's default search parameters set."""
     params = choose_params(n=len(xb), d=32, index_type=index_type)
     trained = train_index(xb[: params.train_size(len(xb))], params=params)
-    shards = shard_set(xb, trained, 2)
+    shards = shard_set(xb, trained, num_shards)
     for index, _ in shards:
         if params.search:
             faiss.ParameterSpace().set_index_parameters(index, params.search)
+    return params, shards
+
+
+@pytest.mark.parametrize("index_type", ["ivf", "ivfpq", "hnsw"])
+def test_approximate_recall_at_100_against_exact(index_type):
+    xb = clustered_vectors(4000)
+    params, shards = tuned_shards(xb, index_type, 2)
     _, G = search_shards(shards, xb, 100, exclude=np.arange(len(xb)))
     _, G_exact = exact(xb, 100)
     recall = np.mean([len(set(a) & set(b)) / 100 for a, b in zip(G, G_exact)])
@@ -89,11 +95,7 @@ def test_one_coarse_assignment_gives_each_ivf_shard_its_own_search(index_type):
     # because the shards share the quantizer: each shard's scan of those lists must be,
     # bit for bit, what the shard's own search returns.
     xb = clustered_vectors(4000)
-    params = choose_params(n=len(xb), d=32, index_type=index_type)
-    trained = train_index(xb[: params.train_size(len(xb))], params=params)
-    shards = shard_set(xb, trained, 3)
-    for index, _ in shards:
-        faiss.ParameterSpace().set_index_parameters(index, params.search)
+    _, shards = tuned_shards(xb, index_type, 3)
     lists, distances = coarse_assignment(shards, xb)
     assert lists.shape == (len(xb), shards[0][0].nprobe)
     for index, _ in shards:
