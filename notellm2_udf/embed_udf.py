@@ -26,7 +26,7 @@ import pandas as pd
 from pyspark.sql import types as T
 
 from notellm2_udf.log_setup import configure_logging
-from notellm2_udf.task_resources import task_cpus
+from notellm2_udf.task_resources import task_cpus, task_device
 
 log = logging.getLogger("notellm2.embed_udf")
 
@@ -61,17 +61,6 @@ class EncoderSettings:
 # this worker did.
 _ENCODERS: dict[tuple[EncoderSettings, str, str], object] = {}
 _LOADS = {"count": 0}
-
-
-def task_device() -> str:
-    """"cuda:<address>" for the GPU Spark assigned to this task, else "cpu"."""
-    from pyspark import TaskContext
-
-    context = TaskContext.get()
-    gpus = context.resources().get("gpu") if context is not None else None
-    if gpus is not None and gpus.addresses:
-        return f"cuda:{gpus.addresses[0]}"
-    return "cpu"
 
 
 def load_encoder(settings: EncoderSettings, device: str):

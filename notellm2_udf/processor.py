@@ -21,8 +21,8 @@ PAD_TOKEN = "<pad>"
 # A topic is a `#tag#` in the content (the platform's hashtag syntax).
 HASHTAG = re.compile(r"#([^#\n]+?)#")
 WHITESPACE = re.compile(r"\s+")
-# Images resized and normalised per executor task: large enough to amortise the image
-# processor's per-call overhead, small enough to spread a chunk over many threads.
+# Images resized per executor task: large enough to amortise the image processor's
+# per-call overhead, small enough to spread a chunk over many threads.
 IMAGES_PER_TASK = 32
 
 

@@ -85,7 +85,7 @@ def test_each_task_takes_the_gpu_spark_assigned(private_install, tmp_path):
 
 
 def test_without_a_gpu_tasks_use_the_cpu(spark):
-    from notellm2_udf.embed_udf import task_device
+    from notellm2_udf.task_resources import task_device
 
     devices = spark.sparkContext.parallelize(range(2), 2).mapPartitions(
         lambda _: [task_device()]).collect()
