@@ -64,7 +64,7 @@ $(JARS_STAMP):
 	done
 	touch $@
 
-$(SPARK_DEFAULTS): $(JOB_STAMP) $(JARS_STAMP) notellm2_udf/spark_session.py
+$(SPARK_DEFAULTS): $(JOB_STAMP) $(JARS_STAMP) notellm2_udf/spark/session.py notellm2_udf/cli/spark_defaults.py
 	$(VENV)/bin/notellm2 spark-defaults --jars-dir $(JARS_DIR) --lakehouse $(LAKEHOUSE) --write
 
 test: setup

@@ -44,11 +44,11 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     from jobs import evaluate, train
-    from notellm2_udf.checkpoint import save_checkpoint
-    from notellm2_udf.init_model import compose_tiny_random
-    from notellm2_udf.sample_data import SampleSpec
-    from notellm2_udf.sample_tables import write_sample_tables
-    from notellm2_udf.spark_session import SparkSettings, build_spark_session, metastore_conf
+    from notellm2_udf.model.checkpoint import save_checkpoint
+    from notellm2_udf.model.compose import compose_tiny_random
+    from notellm2_udf.sample.notes import SampleSpec
+    from notellm2_udf.sample.tables import write_sample_tables
+    from notellm2_udf.spark.session import SparkSettings, build_spark_session, metastore_conf
 
     work = args.work.resolve()
     spark = build_spark_session(SparkSettings(

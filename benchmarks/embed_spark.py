@@ -45,11 +45,11 @@ def main(argv=None) -> int:
     from pyspark.sql import DataFrame
 
     from jobs import embed_notes
-    from notellm2_udf.checkpoint import save_checkpoint
-    from notellm2_udf.delta_io import replace_days
-    from notellm2_udf.encoder import Encoder
-    from notellm2_udf.sample_data import SampleSpec, generate
-    from notellm2_udf.spark_session import SparkSettings, build_spark_session, metastore_conf
+    from notellm2_udf.inference.encoder import Encoder
+    from notellm2_udf.model.checkpoint import save_checkpoint
+    from notellm2_udf.sample.notes import SampleSpec, generate
+    from notellm2_udf.spark.delta_io import replace_days
+    from notellm2_udf.spark.session import SparkSettings, build_spark_session, metastore_conf
     from schemas import NOTES
 
     spark = build_spark_session(SparkSettings(

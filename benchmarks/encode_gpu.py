@@ -47,13 +47,13 @@ from transformers import (
     Qwen2Config,
 )
 
-from notellm2_udf.checkpoint import save_checkpoint
-from notellm2_udf.configuration import NoteLLM2Config
-from notellm2_udf.encoder import Encoder, compile_model, token_budget_batches
-from notellm2_udf.init_model import add_special_tokens
-from notellm2_udf.modeling import NoteLLM2Model
-from notellm2_udf.processor import NoteLLM2Processor, PreparedNotes
-from notellm2_udf.tokenizer_tiny import build_tiny_tokenizer
+from notellm2_udf.inference.encoder import Encoder, compile_model, token_budget_batches
+from notellm2_udf.model.checkpoint import save_checkpoint
+from notellm2_udf.model.compose import add_special_tokens
+from notellm2_udf.model.configuration import NoteLLM2Config
+from notellm2_udf.model.modeling import NoteLLM2Model
+from notellm2_udf.model.processor import NoteLLM2Processor, PreparedNotes
+from notellm2_udf.model.tiny_tokenizer import build_tiny_tokenizer
 
 VIT_B16 = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
            "num_attention_heads": 12, "image_size": 224, "patch_size": 16}

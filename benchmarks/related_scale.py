@@ -152,7 +152,7 @@ def run_lsh(part: Path) -> dict:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from notellm2_udf.spark_session import SparkSettings, build_spark_session
+    from notellm2_udf.spark.session import SparkSettings, build_spark_session
 
     spark = build_spark_session(SparkSettings(app_name="related_scale lsh"))
     ids, xb = read_parquet_embeddings(part)
@@ -226,13 +226,13 @@ def spark_cpu_s() -> tuple[float, dict[int, float]]:
 
 def run_breakdown(data: Path) -> list[dict]:
     """Search + write of related_notes cut into steps, each timed in one session."""
-    from jobs.related_notes import ONE_DAY_WRITE, search_tasks, session_conf, with_day
-    from notellm2_udf.delta_io import conform, replace_days
-    from notellm2_udf.index.corpus import latest_embeddings, read_embeddings
+    from jobs.related_notes import ONE_DAY_WRITE, search_tasks, with_day
     from notellm2_udf.index.layout import read_manifest
     from notellm2_udf.index.search import RELATED, loaded_index, related_notes_df
-    from notellm2_udf.index.threads import use_task_cpus
-    from notellm2_udf.spark_session import SparkSettings, build_spark_session
+    from notellm2_udf.pipeline.corpus import latest_embeddings, read_embeddings
+    from notellm2_udf.spark.delta_io import conform, replace_days
+    from notellm2_udf.spark.executor_resources import use_task_cpus_for_faiss
+    from notellm2_udf.spark.session import SparkSettings, build_spark_session, session_conf
     from schemas import RELATED_NOTES
 
     data = data.resolve()  # Delta's SQL takes the location as a path, not a name
@@ -244,7 +244,7 @@ def run_breakdown(data: Path) -> list[dict]:
     tasks = search_tasks(spark, manifest)
 
     def search_dropped(batches):
-        use_task_cpus()
+        use_task_cpus_for_faiss()
         index = loaded_index(manifest)
         for batch in batches:
             index.related(batch, TOP_K)
@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_breakdown(args.data)))
         return 0
     if args.mode == "convert":
-        from notellm2_udf.spark_session import SparkSettings, build_spark_session
+        from notellm2_udf.spark.session import SparkSettings, build_spark_session
 
         spark = build_spark_session(SparkSettings(app_name="related_scale convert"))
         spark.sql(f"CONVERT TO DELTA parquet.`{args.table}` PARTITIONED BY (dt STRING)")

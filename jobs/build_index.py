@@ -17,19 +17,13 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 
-from notellm2_udf.delta_io import validate_day
-from notellm2_udf.index.corpus import (
-    check_corpus,
-    corpus_facts,
-    latest_embeddings,
-    read_embeddings,
-    window_bounds,
-)
 from notellm2_udf.index.layout import new_build_dir, publish
 from notellm2_udf.index.params import INDEX_TYPES, choose_params, default_num_shards
 from notellm2_udf.index.shards import (
@@ -40,44 +34,65 @@ from notellm2_udf.index.shards import (
     train_index,
     training_sample,
 )
-from notellm2_udf.index.threads import driver_cpus
-from notellm2_udf.job_runtime import JobSummary, run_job
-from notellm2_udf.spark_session import SparkSettings, build_spark_session
+from notellm2_udf.pipeline.corpus import (
+    check_corpus,
+    corpus_facts,
+    latest_embeddings,
+    read_embeddings,
+)
+from notellm2_udf.spark.days import window_bounds
+from notellm2_udf.spark.executor_resources import driver_cpus
+from notellm2_udf.spark.job_args import day_arg, positive_int_arg
+from notellm2_udf.spark.job_runtime import JobSummary, run_job
+from notellm2_udf.spark.session import SparkSettings, build_spark_session
 
 log = logging.getLogger("notellm2.build_index")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+@dataclass(frozen=True)
+class BuildIndexSettings:
+    """One run of the job: the day, the embeddings, where the index goes, its shape."""
+
+    date: str
+    embeddings: str
+    index_dir: str
+    window_days: int = 30
+    num_shards: int | None = None
+    index_type: str = "auto"
+
+
+def parse_args(argv: Sequence[str] | None) -> BuildIndexSettings:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--date", required=True, type=validate_day, help="yyyy-MM-dd")
+    parser.add_argument("--date", required=True, type=day_arg, help="yyyy-MM-dd")
     parser.add_argument("--embeddings", required=True, help="note_embeddings Delta table URI")
     parser.add_argument("--index-dir", required=True, help="shared directory of the indexes")
-    parser.add_argument("--window-days", type=int, default=30)
-    parser.add_argument("--num-shards", type=int, default=None,
+    parser.add_argument("--window-days", type=positive_int_arg, default=30)
+    parser.add_argument("--num-shards", type=positive_int_arg, default=None,
                         help="default: one per core, at least 50k notes each")
     parser.add_argument("--index-type", choices=INDEX_TYPES, default="auto")
     args = parser.parse_args(argv)
-    if args.window_days < 1 or (args.num_shards is not None and args.num_shards < 1):
-        parser.error("--window-days and --num-shards must be >= 1")
-    return args
+    return BuildIndexSettings(date=args.date, embeddings=args.embeddings,
+                              index_dir=args.index_dir, window_days=args.window_days,
+                              num_shards=args.num_shards, index_type=args.index_type)
 
 
-def build_index(spark: SparkSession, args: argparse.Namespace, summary: JobSummary) -> dict:
-    """Build and publish the index of `args.date`; return its manifest."""
+def run(spark: SparkSession, settings: BuildIndexSettings, summary: JobSummary) -> dict:
+    """Build and publish the index of `settings.date`; return its manifest."""
     started = time.monotonic()
+    day, window_days = settings.date, settings.window_days
     # Read four times (facts, sample, range bounds, shards): dedupe once.
     corpus_df = latest_embeddings(
-        read_embeddings(spark, args.embeddings), day=args.date, window_days=args.window_days
+        read_embeddings(spark, settings.embeddings), day=day, window_days=window_days
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         facts = corpus_facts(corpus_df)
-        model_version, d = check_corpus(facts, day=args.date, window_days=args.window_days)
-        params = choose_params(n=facts.rows, d=d, index_type=args.index_type)
-        num_shards = args.num_shards or default_num_shards(
+        model_version, d = check_corpus(facts, day=day, window_days=window_days)
+        params = choose_params(n=facts.rows, d=d, index_type=settings.index_type)
+        num_shards = settings.num_shards or default_num_shards(
             n=facts.rows, parallelism=spark.sparkContext.defaultParallelism)
-        log.info("corpus %s: %d notes, %d-d, model %s -> %s in %d shard(s)", args.date,
+        log.info("corpus %s: %d notes, %d-d, model %s -> %s in %d shard(s)", day,
                  facts.rows, d, model_version, params.factory, num_shards)
-        build_dir = new_build_dir(args.index_dir, args.date)
+        build_dir = new_build_dir(settings.index_dir, day)
 
         train_started = time.monotonic()
         if params.needs_training:
@@ -92,9 +107,9 @@ def build_index(spark: SparkSession, args: argparse.Namespace, summary: JobSumma
     finally:
         corpus_df.unpersist()
     shards = shard_entries(stats)
-    first, last = window_bounds(day=args.date, window_days=args.window_days)
+    first, last = window_bounds(day=day, window_days=window_days)
     manifest = {
-        "date": args.date, "window_days": args.window_days, "window": [first, last],
+        "date": day, "window_days": window_days, "window": [first, last],
         "model_version": model_version, "dimension": d, "metric": "inner_product",
         "index_type": params.index_type, "factory": params.factory,
         "search_parameters": params.search, "params": params.to_dict(),
@@ -107,7 +122,7 @@ def build_index(spark: SparkSession, args: argparse.Namespace, summary: JobSumma
     largest = max(shard["rows"] for shard in shards)
     log.info("published %s (%d shards) in %.1fs", build_dir, len(shards), build_s)
     for key, value in [
-        ("date", args.date), ("corpus", facts.rows), ("model_version", model_version),
+        ("date", day), ("corpus", facts.rows), ("model_version", model_version),
         ("index", params.factory), ("search", params.search or "exact"),
         ("shards", len(shards)), ("rows_per_shard", [s["rows"] for s in shards]),
         ("largest_shard_mib", round(params.shard_bytes(largest) / 2**20, 1)),
@@ -118,12 +133,12 @@ def build_index(spark: SparkSession, args: argparse.Namespace, summary: JobSumma
     return {**manifest, "build": build_dir.name, "build_dir": str(build_dir)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
 
     def body(summary: JobSummary) -> None:
-        spark = build_spark_session(SparkSettings(app_name=f"build_index {args.date}"))
-        build_index(spark, args, summary)
+        spark = build_spark_session(SparkSettings(app_name=f"build_index {settings.date}"))
+        run(spark, settings, summary)
 
     return run_job("build_index", body)
 

@@ -19,38 +19,51 @@ import argparse
 import json
 import logging
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from notellm2_udf.delta_io import register_table, replace_days
-from notellm2_udf.embed_udf import (
-    ENCODED_SCHEMA,
-    EncoderSettings,
-    load_encoder,
-    make_encode_partition,
-)
-from notellm2_udf.job_runtime import (
-    JobInputError,
-    JobSummary,
-    day_arg,
-    positive_int_arg,
-    require_columns,
-    run_job,
-)
-from notellm2_udf.spark_session import SparkSettings, build_spark_session
-from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS, NOTES
+from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
+from notellm2_udf.pipeline.embedding import embeddings_rows, encode_notes, error_rows
+from notellm2_udf.pipeline.model_dir import check_model_dir
+from notellm2_udf.pipeline.notes import read_notes_day, split_duplicates
+from notellm2_udf.spark.delta_io import register_table, replace_days
+from notellm2_udf.spark.embed_udf import EncoderSettings
+from notellm2_udf.spark.job_args import day_arg, positive_int_arg
+from notellm2_udf.spark.job_runtime import JobSummary, run_job
+from notellm2_udf.spark.session import SparkSettings, build_spark_session
+from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS
 
 log = logging.getLogger("notellm2.embed_notes")
 
 DEFAULT_BATCH_SIZE = 512
-DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
-NOTE_COLUMNS = ["dt", "note_id", "title", "content", "topics", "image"]
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+@dataclass(frozen=True)
+class EmbedSettings:
+    """One run of the job: which day, which tables, which model, how to batch."""
+
+    date: str
+    notes: str
+    model: str
+    embeddings: str
+    errors: str
+    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_tokens: int | None = None
+    partitions: int | None = None
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
+    compile: bool = False
+    prepare_processes: int = 0
+
+    @property
+    def encoder(self) -> EncoderSettings:
+        return EncoderSettings(self.model, self.max_image_pixels, self.batch_tokens,
+                               compile=self.compile, prepare_processes=self.prepare_processes)
+
+
+def parse_args(argv: Sequence[str] | None) -> EmbedSettings:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--date", required=True, type=day_arg, help="the dt partition, yyyy-MM-dd")
     parser.add_argument("--notes", required=True, help="notes Delta table location")
@@ -68,130 +81,57 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="encoding tasks (default: 4 x the default parallelism, so the "
                              "last wave of tasks leaves few slots idle)")
     parser.add_argument("--max-image-pixels", type=positive_int_arg,
-                        default=DEFAULT_MAX_IMAGE_PIXELS,
+                        default=DEFAULT_MAX_PIXELS,
                         help="images with more pixels are refused before decoding "
-                             f"(default {DEFAULT_MAX_IMAGE_PIXELS})")
+                             f"(default {DEFAULT_MAX_PIXELS})")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the model on each worker: about a minute more per "
                              "worker at start, faster encoding after (see docs/BENCHMARKS.md)")
     parser.add_argument("--prepare-processes", type=positive_int_arg, default=None,
                         help="decode images and tokenise in N worker processes per encoding "
                              "task instead of threads (default: threads, one per task CPU)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    return EmbedSettings(
+        date=args.date, notes=args.notes, model=args.model, embeddings=args.embeddings,
+        errors=args.errors, batch_size=args.batch_size, batch_tokens=args.batch_tokens,
+        partitions=args.partitions, max_image_pixels=args.max_image_pixels,
+        compile=args.compile, prepare_processes=args.prepare_processes or 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    return run_job("embed_notes", lambda summary: embed_day(args, summary))
+    settings = parse_args(argv)
+
+    def body(summary: JobSummary) -> None:
+        spark = build_spark_session(SparkSettings(app_name=f"embed_notes {settings.date}"))
+        run(spark, settings, summary)
+
+    return run_job("embed_notes", body)
 
 
-def embed_day(args: argparse.Namespace, summary: JobSummary) -> None:
-    check_model_dir(args.model)
-    spark = build_spark_session(SparkSettings(app_name=f"embed_notes {args.date}"))
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.batch_size))
-    notes_df = read_notes_day(spark, args.notes, args.date)
-    settings = EncoderSettings(args.model, args.max_image_pixels, args.batch_tokens,
-                               compile=args.compile,
-                               prepare_processes=args.prepare_processes or 0)
-
+def run(spark: SparkSession, settings: EmbedSettings, summary: JobSummary) -> None:
+    """Embed the day and replace it in both tables; facts of the run go to `summary`."""
+    check_model_dir(settings.model)
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
+    notes_df = read_notes_day(spark, settings.notes, settings.date)
     unique_df, duplicate_errors_df = split_duplicates(notes_df)
-    partitions = args.partitions or 4 * spark.sparkContext.defaultParallelism
-    encoded_df = encode_notes(unique_df.repartition(partitions, "note_id"), settings).persist(
-        StorageLevel.MEMORY_AND_DISK)
+    partitions = settings.partitions or 4 * spark.sparkContext.defaultParallelism
+    encoded_df = encode_notes(unique_df.repartition(partitions, "note_id"),
+                              settings.encoder).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        embeddings_df = embeddings_rows(encoded_df, args.date)
-        errors_df = error_rows(encoded_df, args.date).unionByName(duplicate_errors_df)
+        embeddings_df = embeddings_rows(encoded_df, settings.date)
+        errors_df = error_rows(encoded_df, settings.date).unionByName(duplicate_errors_df)
         log.info("embedding the notes of %s (the model runs while the first table is written)",
-                 args.date)
-        replace_days(embeddings_df, NOTE_EMBEDDINGS, args.embeddings, args.date)
-        replace_days(errors_df, EMBEDDING_ERRORS, args.errors, args.date)
-        register_table(spark, NOTE_EMBEDDINGS, args.embeddings)
-        register_table(spark, EMBEDDING_ERRORS, args.errors)
-        _summarise(summary, spark, args, encoded_df)
+                 settings.date)
+        replace_days(embeddings_df, NOTE_EMBEDDINGS, settings.embeddings, settings.date)
+        replace_days(errors_df, EMBEDDING_ERRORS, settings.errors, settings.date)
+        register_table(spark, NOTE_EMBEDDINGS, settings.embeddings)
+        register_table(spark, EMBEDDING_ERRORS, settings.errors)
+        _summarise(summary, spark, settings, encoded_df)
     finally:
         encoded_df.unpersist()
 
 
-def check_model_dir(model_dir: str) -> None:
-    """Refuse an unreadable checkpoint on the driver, before any Spark work (no torch here)."""
-    config_path = Path(model_dir) / "config.json"
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, ValueError) as err:
-        raise JobInputError(f"unreadable model {model_dir}: {err}") from None
-    if config.get("model_type") != "notellm2":
-        raise JobInputError(
-            f"unreadable model {model_dir}: config.json model_type is "
-            f"{config.get('model_type')!r}, not 'notellm2' (compose one with notellm2 init-model)")
-    if not any(Path(model_dir).glob("*.safetensors")):
-        raise JobInputError(f"unreadable model {model_dir}: no *.safetensors weights")
-
-
-def read_notes_day(spark: SparkSession, location: str, day: str) -> DataFrame:
-    """The day's partition of `notes` (pruned: only its files are read)."""
-    try:
-        table_df = spark.read.format("delta").load(location)
-    except Exception as err:  # AnalysisException: not a Delta table, path missing
-        raise JobInputError(f"cannot read notes table {location}: {_first_line(err)}") from None
-    require_columns(table_df, NOTES, f"notes table {location}")
-    day_df = table_df.where(F.col("dt") == day).select(*NOTE_COLUMNS)
-    if day_df.isEmpty():
-        raise JobInputError(f"notes table {location} has no partition dt={day}")
-    return day_df
-
-
-def split_duplicates(notes_df: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """(one row per note_id, an error row for every extra copy and every null note_id).
-
-    The kept copy does not depend on the input order: the one with an image, then with
-    text, then the smallest hash of its fields (identical copies are interchangeable).
-    """
-    preference = Window.partitionBy("note_id").orderBy(
-        F.col("image").isNull(), F.col("content").isNull(), F.col("title").isNull(),
-        F.xxhash64("title", "content", "topics", "image"),
-    )
-    ranked_df = notes_df.withColumn("copy", F.row_number().over(preference)).withColumn(
-        "copies", F.count(F.lit(1)).over(Window.partitionBy("note_id")))
-    has_id = F.col("note_id").isNotNull()
-    unique_df = ranked_df.where(has_id & (F.col("copy") == 1)).drop("copy", "copies")
-    errors_df = ranked_df.where(~has_id | (F.col("copy") > 1)).select(
-        "dt", "note_id",
-        F.when(has_id, F.lit("duplicate")).otherwise(F.lit("input")).alias("stage"),
-        F.when(has_id, F.format_string(
-            "duplicate note_id: %d copies in dt=%s, one embedded", F.col("copies"), F.col("dt"),
-        )).otherwise(F.lit("note_id is null")).alias("error"),
-    )
-    return unique_df, errors_df
-
-
-def encode_notes(notes_df: DataFrame, settings: EncoderSettings,
-                 factory=load_encoder) -> DataFrame:
-    """Run the encoder on executors: one ENCODED_SCHEMA row per note."""
-    return notes_df.mapInPandas(make_encode_partition(settings, factory), ENCODED_SCHEMA)
-
-
-def embeddings_rows(encoded_df: DataFrame, day: str) -> DataFrame:
-    """`note_embeddings` rows: every note with usable text or image."""
-    return encoded_df.where("has_content").select(
-        F.lit(day).alias("dt"), "note_id", "embedding", "visual_embedding", "model_version",
-        "image_ok")
-
-
-def error_rows(encoded_df: DataFrame, day: str) -> DataFrame:
-    """`embedding_errors` rows: refused images (the note was still embedded from its text) and
-    notes with neither usable text nor image (not embedded)."""
-    image_df = encoded_df.where("has_content AND image_error IS NOT NULL").select(
-        F.lit(day).alias("dt"), "note_id", F.lit("image").alias("stage"),
-        F.concat(F.lit("image refused, embedded from text: "), "image_error").alias("error"))
-    empty_df = encoded_df.where("NOT has_content").select(
-        F.lit(day).alias("dt"), "note_id", F.lit("input").alias("stage"),
-        F.concat(F.lit("no usable text or image"),
-                 F.coalesce(F.concat(F.lit(" (image refused: "), "image_error", F.lit(")")),
-                            F.lit(""))).alias("error"))
-    return image_df.unionByName(empty_df)
-
-
-def _summarise(summary: JobSummary, spark: SparkSession, args: argparse.Namespace,
+def _summarise(summary: JobSummary, spark: SparkSession, settings: EmbedSettings,
                encoded_df: DataFrame) -> None:
     counts = encoded_df.agg(
         F.count(F.lit(1)).alias("unique"),
@@ -200,10 +140,12 @@ def _summarise(summary: JobSummary, spark: SparkSession, args: argparse.Namespac
         F.countDistinct("worker_pid").alias("workers"),
         F.first("model_version").alias("model_version"),
     ).first()
-    errors = {row["stage"]: row["count"] for row in spark.read.format("delta").load(args.errors)
-              .where(F.col("dt") == args.date).groupBy("stage").count().collect()}
-    rows_in = spark.read.format("delta").load(args.notes).where(F.col("dt") == args.date).count()
-    summary.add("date", args.date)
+    errors = {row["stage"]: row["count"] for row in spark.read.format("delta")
+              .load(settings.errors).where(F.col("dt") == settings.date)
+              .groupBy("stage").count().collect()}
+    rows_in = (spark.read.format("delta").load(settings.notes)
+               .where(F.col("dt") == settings.date).count())
+    summary.add("date", settings.date)
     summary.add("rows_in", rows_in)
     summary.add("embedded", counts["embedded"] or 0)
     summary.add("with_image", counts["with_image"] or 0)
@@ -211,10 +153,6 @@ def _summarise(summary: JobSummary, spark: SparkSession, args: argparse.Namespac
     summary.add("notes_per_s", round((counts["unique"] or 0) / max(summary.elapsed_s, 1e-9), 1))
     summary.add("workers", counts["workers"])
     summary.add("model_version", counts["model_version"])
-
-
-def _first_line(err: Exception) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 if __name__ == "__main__":

@@ -17,25 +17,22 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from notellm2_udf.delta_io import (
-    read_day,
-    register_table,
-    replace_days,
-    validate_day,
-)
-from notellm2_udf.index.corpus import latest_embeddings, new_notes, read_embeddings
-from notellm2_udf.index.evaluate import exact_topk, recall_at_k, sample_queries
+from notellm2_udf.errors import JobInputError
+from notellm2_udf.index.exact import exact_topk, recall_at_k, sample_queries
 from notellm2_udf.index.layout import read_manifest
 from notellm2_udf.index.search import related_notes_df
-from notellm2_udf.job_runtime import JobInputError, JobSummary, run_job
-from notellm2_udf.spark_session import SparkSettings, build_spark_session
+from notellm2_udf.pipeline.corpus import latest_embeddings, new_notes, read_embeddings
+from notellm2_udf.spark.delta_io import read_day, register_table, replace_days
+from notellm2_udf.spark.job_args import day_arg, non_negative_int_arg, positive_int_arg
+from notellm2_udf.spark.job_runtime import JobSummary, run_job
+from notellm2_udf.spark.session import SparkSettings, build_spark_session, session_conf
 from schemas import RELATED_NOTES
 
 log = logging.getLogger("notellm2.related_notes")
@@ -49,20 +46,36 @@ QUERIES_PER_TASK = 200_000
 ONE_DAY_WRITE = {"spark.sql.maxConcurrentOutputFileWriters": "2"}
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+
+
+@dataclass(frozen=True)
+class RelatedNotesSettings:
+    """One run of the job: the day, its index, the tables, the queries."""
+
+    date: str
+    embeddings: str
+    index_dir: str
+    related: str
+    top_k: int = 100
+    queries: str = "all"
+    recall_sample: int = 200
+
+
+def parse_args(argv: Sequence[str] | None) -> RelatedNotesSettings:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--date", required=True, type=validate_day, help="yyyy-MM-dd")
+    parser.add_argument("--date", required=True, type=day_arg, help="yyyy-MM-dd")
     parser.add_argument("--embeddings", required=True, help="note_embeddings Delta table URI")
     parser.add_argument("--index-dir", required=True, help="where build_index wrote the index")
     parser.add_argument("--related", required=True, help="related_notes Delta table URI")
-    parser.add_argument("--top-k", type=int, default=100)
+    parser.add_argument("--top-k", type=positive_int_arg, default=100)
     parser.add_argument("--queries", choices=("all", "new"), default="all")
-    parser.add_argument("--recall-sample", type=int, default=200,
+    parser.add_argument("--recall-sample", type=non_negative_int_arg, default=200,
                         help="queries checked against exact search (0: skip)")
     args = parser.parse_args(argv)
-    if args.top_k < 1 or args.recall_sample < 0:
-        parser.error("--top-k must be >= 1 and --recall-sample >= 0")
-    return args
+    return RelatedNotesSettings(date=args.date, embeddings=args.embeddings,
+                                index_dir=args.index_dir, related=args.related,
+                                top_k=args.top_k, queries=args.queries,
+                                recall_sample=args.recall_sample)
 
 
 def queries_of(corpus_df: DataFrame, *, day: str, queries: str) -> DataFrame:
@@ -83,22 +96,6 @@ def search_tasks(spark: SparkSession, manifest: dict) -> int:
     return cores * -(-manifest["rows"] // (QUERIES_PER_TASK * cores))
 
 
-@contextmanager
-def session_conf(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[None]:
-    """`settings` in the session for the body only; the previous values afterwards."""
-    previous = {key: spark.conf.get(key, None) for key in settings}
-    for key, value in settings.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
-
-
 def check_model_version(corpus_df: DataFrame, manifest: dict) -> None:
     versions = sorted(row[0] for row in corpus_df.select("model_version").distinct().collect())
     if versions != [manifest["model_version"]]:
@@ -107,66 +104,67 @@ def check_model_version(corpus_df: DataFrame, manifest: dict) -> None:
             f"the embeddings in its window now come from {versions}: rerun build_index")
 
 
-def related_notes(spark: SparkSession, args: argparse.Namespace, summary: JobSummary) -> None:
-    manifest = read_manifest(args.index_dir, args.date)
+def run(spark: SparkSession, settings: RelatedNotesSettings, summary: JobSummary) -> None:
+    """Search the day's queries in its index and replace the day in `related_notes`."""
+    day = settings.date
+    manifest = read_manifest(settings.index_dir, day)
     # Read three times (model check, search, recall sample): dedupe once.
     corpus_df = latest_embeddings(
-        read_embeddings(spark, args.embeddings), day=args.date,
+        read_embeddings(spark, settings.embeddings), day=day,
         window_days=manifest["window_days"],
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         check_model_version(corpus_df, manifest)
-        queries_df = queries_of(corpus_df, day=args.date, queries=args.queries)
+        queries_df = queries_of(corpus_df, day=day, queries=settings.queries)
         started = time.monotonic()
-        related_df = related_notes_df(queries_df, manifest=manifest, k=args.top_k,
+        related_df = related_notes_df(queries_df, manifest=manifest, k=settings.top_k,
                                       num_tasks=search_tasks(spark, manifest))
         with session_conf(spark, ONE_DAY_WRITE):
-            replace_days(with_day(related_df, day=args.date,
-                                  model_version=manifest["model_version"]),
-                         RELATED_NOTES, args.related, args.date)
-        register_table(spark, RELATED_NOTES, args.related)
+            replace_days(with_day(related_df, day=day, model_version=manifest["model_version"]),
+                         RELATED_NOTES, settings.related, day)
+        register_table(spark, RELATED_NOTES, settings.related)
         search_s = time.monotonic() - started
-        log.info("related notes of %s written in %.1fs", args.date, search_s)
-        recall = (sampled_recall(spark, corpus_df, queries_df, manifest, args)
-                  if args.recall_sample else None)
+        log.info("related notes of %s written in %.1fs", day, search_s)
+        recall = (sampled_recall(spark, corpus_df, queries_df, manifest, settings)
+                  if settings.recall_sample else None)
     finally:
         corpus_df.unpersist()
-    written_df = read_day(spark, args.related, args.date)
+    written_df = read_day(spark, settings.related, day)
     for key, value in [
-        ("date", args.date), ("corpus", manifest["rows"]), ("index", manifest["factory"]),
+        ("date", day), ("corpus", manifest["rows"]), ("index", manifest["factory"]),
         ("search", manifest["search_parameters"] or "exact"), ("shards", len(manifest["shards"])),
-        ("queries", args.queries), ("top_k", args.top_k),
+        ("queries", settings.queries), ("top_k", settings.top_k),
         ("rows", written_df.count()), ("search_write_s", round(search_s, 1)),
-        (f"recall@{args.top_k}", None if recall is None else round(recall, 4)),
+        (f"recall@{settings.top_k}", None if recall is None else round(recall, 4)),
         ("related", RELATED_NOTES.qualified_name),
     ]:
         summary.add(key, value)
 
 
 def sampled_recall(spark: SparkSession, corpus_df: DataFrame, queries_df: DataFrame,
-                   manifest: dict, args: argparse.Namespace) -> float:
+                   manifest: dict, settings: RelatedNotesSettings) -> float:
     """recall@k of a query sample against exact search.
 
     The sample is searched again rather than read back: the search is deterministic, and
     finding 200 notes in the k-rows-per-note table would scan all of it.
     """
-    sample_pdf = sample_queries(queries_df, size=args.recall_sample)
-    exact = exact_topk(corpus_df, sample_pdf, k=args.top_k)
+    sample_pdf = sample_queries(queries_df, size=settings.recall_sample)
+    exact = exact_topk(corpus_df, sample_pdf, k=settings.top_k)
     sample_df = spark.createDataFrame(sample_pdf, "note_id string, embedding array<float>")
-    found_pdf = related_notes_df(sample_df, manifest=manifest, k=args.top_k,
+    found_pdf = related_notes_df(sample_df, manifest=manifest, k=settings.top_k,
                                  num_tasks=1).toPandas()
     found = found_pdf.groupby("note_id")["related_note_id"].agg(list).to_dict()
     recall = recall_at_k(found, exact)
-    log.info("recall@%d over %d sampled queries: %.4f", args.top_k, len(sample_pdf), recall)
+    log.info("recall@%d over %d sampled queries: %.4f", settings.top_k, len(sample_pdf), recall)
     return recall
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
 
     def body(summary: JobSummary) -> None:
-        spark = build_spark_session(SparkSettings(app_name=f"related_notes {args.date}"))
-        related_notes(spark, args, summary)
+        spark = build_spark_session(SparkSettings(app_name=f"related_notes {settings.date}"))
+        run(spark, settings, summary)
 
     return run_job("related_notes", body)
 

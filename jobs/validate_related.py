@@ -21,28 +21,37 @@ Reads only; exit 0 when all pass, 2 with a one-line list of the failed checks ot
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Sequence
-from datetime import date, timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-import numpy as np
-import pandas as pd
-from pyspark.sql import DataFrame, SparkSession, Window
-from pyspark.sql import functions as F
-from pyspark.sql import types as T
+from pyspark.sql import SparkSession
 
-from notellm2_udf.delta_io import read_day
-from notellm2_udf.job_runtime import JobInputError, JobSummary, day_arg, positive_int_arg, run_job
-from notellm2_udf.spark_session import SparkSettings, build_spark_session
-
-SCORE_TOLERANCE = 1e-5
-EXACT_SCHEMA = T.StructType([
-    T.StructField("query_id", T.StringType(), False),
-    T.StructField("note_id", T.StringType(), False),
-    T.StructField("score", T.FloatType(), False),
-])
+from notellm2_udf.errors import JobInputError
+from notellm2_udf.pipeline.validation import check_counts, sampled_recall, window_embeddings
+from notellm2_udf.spark.job_args import day_arg, positive_int_arg
+from notellm2_udf.spark.job_runtime import JobSummary, run_job
+from notellm2_udf.spark.session import SparkSettings, build_spark_session
+from notellm2_udf.spark.tables import read_table, read_table_day
+from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS, NOTES, RELATED_NOTES
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+@dataclass(frozen=True)
+class ValidateSettings:
+    """One run of the job: the day, its tables, the thresholds."""
+
+    date: str
+    notes: str
+    embeddings: str
+    errors: str
+    related: str
+    top_k: int = 100
+    window_days: int = 30
+    sample_size: int = 200
+    min_recall: float = 0.9
+    seed: int = 0
+
+
+def parse_args(argv: Sequence[str] | None) -> ValidateSettings:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--date", required=True, type=day_arg, help="the dt partition, yyyy-MM-dd")
     parser.add_argument("--notes", required=True, help="notes Delta table location")
@@ -58,29 +67,36 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--min-recall", type=float, default=0.9,
                         help="lowest acceptable sampled recall (default 0.9)")
     parser.add_argument("--seed", type=int, default=0, help="which queries are sampled")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    return ValidateSettings(**vars(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    return run_job("validate_related", lambda summary: validate_day_tables(args, summary))
+    settings = parse_args(argv)
+
+    def body(summary: JobSummary) -> None:
+        spark = build_spark_session(SparkSettings(app_name=f"validate_related {settings.date}"))
+        run(spark, settings, summary)
+
+    return run_job("validate_related", body)
 
 
-def validate_day_tables(args: argparse.Namespace, summary: JobSummary) -> None:
-    spark = build_spark_session(SparkSettings(app_name=f"validate_related {args.date}"))
-    notes_df = _read(spark, args.notes, args.date, "notes")
-    embeddings_df = _read(spark, args.embeddings, args.date, "note_embeddings")
-    errors_df = _read(spark, args.errors, args.date, "embedding_errors")
-    related_df = _read(spark, args.related, args.date, "related_notes").cache()
-    window_df = window_embeddings(spark.read.format("delta").load(args.embeddings), args.date,
-                                  args.window_days).cache()
+def run(spark: SparkSession, settings: ValidateSettings, summary: JobSummary) -> None:
+    """Run every check of the day; JobInputError naming the failed ones."""
+    day = settings.date
+    notes_df = read_table_day(spark, settings.notes, NOTES, day)
+    embeddings_df = read_table_day(spark, settings.embeddings, NOTE_EMBEDDINGS, day)
+    errors_df = read_table_day(spark, settings.errors, EMBEDDING_ERRORS, day)
+    related_df = read_table_day(spark, settings.related, RELATED_NOTES, day).cache()
+    window_df = window_embeddings(read_table(spark, settings.embeddings, NOTE_EMBEDDINGS), day,
+                                  settings.window_days).cache()
     try:
         day_notes = embeddings_df.select("note_id").distinct().count()
-        min_length = min(args.top_k, max(day_notes - 1, 0))
+        min_length = min(settings.top_k, max(day_notes - 1, 0))
         problems = check_counts(notes_df, embeddings_df, errors_df, related_df, window_df,
-                                args.top_k, min_length)
-        recall = sampled_recall(related_df, window_df, args.sample_size, args.seed)
-        summary.add("date", args.date)
+                                settings.top_k, min_length)
+        recall = sampled_recall(related_df, window_df, settings.sample_size, settings.seed)
+        summary.add("date", day)
         summary.add("embedded", day_notes)
         summary.add("queries", related_df.select("note_id").distinct().count())
         summary.add("related_rows", related_df.count())
@@ -89,167 +105,13 @@ def validate_day_tables(args: argparse.Namespace, summary: JobSummary) -> None:
         for check, count in problems.items():
             summary.add(check, count)
         failed = [f"{check}={count}" for check, count in problems.items() if count]
-        if recall < args.min_recall:
-            failed.append(f"sampled_recall={recall:.4f} < {args.min_recall}")
+        if recall < settings.min_recall:
+            failed.append(f"sampled_recall={recall:.4f} < {settings.min_recall}")
         if failed:
-            raise JobInputError(f"dt={args.date} failed validation: " + ", ".join(failed))
+            raise JobInputError(f"dt={day} failed validation: " + ", ".join(failed))
     finally:
         related_df.unpersist()
         window_df.unpersist()
-
-
-def _read(spark: SparkSession, location: str, day: str, what: str) -> DataFrame:
-    try:
-        return read_day(spark, location, day)
-    except Exception as err:  # AnalysisException: path missing, not a Delta table
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise JobInputError(f"cannot read {what} at {location}: {reason}") from None
-
-
-def window_embeddings(embeddings_df: DataFrame, day: str, window_days: int) -> DataFrame:
-    """The notes an index of `day` holds: embedded within [day - window_days + 1, day],
-    the latest embedding of each note_id."""
-    first = (date.fromisoformat(day) - timedelta(days=window_days - 1)).isoformat()
-    latest = Window.partitionBy("note_id").orderBy(F.col("dt").desc())
-    return (
-        embeddings_df.where(F.col("dt").between(first, day))
-        .withColumn("copy", F.row_number().over(latest))
-        .where("copy = 1")
-        .select("note_id", "embedding", "model_version")
-    )
-
-
-def check_counts(notes_df: DataFrame, embeddings_df: DataFrame, errors_df: DataFrame,
-                 related_df: DataFrame, window_df: DataFrame, top_k: int,
-                 min_length: int) -> dict[str, int]:
-    """Offending rows per check (all of the day); every count must be 0."""
-    window_ids_df = window_df.select("note_id")
-    checks = {
-        "unaccounted_notes": unaccounted_notes(notes_df, embeddings_df, errors_df),
-        "queries_missing": embeddings_df.select("note_id").join(
-            related_df.select("note_id"), "note_id", "left_anti"),
-        "unknown_queries": related_df.select("note_id").join(window_ids_df, "note_id",
-                                                             "left_anti"),
-        "unknown_related": related_df.select(F.col("related_note_id").alias("note_id")).join(
-            window_ids_df, "note_id", "left_anti"),
-        "self_related": related_df.where(F.col("note_id") == F.col("related_note_id")),
-        "duplicate_ranks": duplicated(related_df, "note_id", "rank"),
-        "duplicate_pairs": duplicated(related_df, "note_id", "related_note_id"),
-        "bad_rank_lists": bad_rank_lists(related_df, top_k, min_length),
-        "unsorted_scores": unsorted_scores(related_df),
-        "model_version_mismatch": related_df.join(
-            embeddings_df.select("model_version").distinct(), "model_version", "left_anti"),
-    }
-    return {name: check_df.count() for name, check_df in checks.items()}
-
-
-def unaccounted_notes(notes_df: DataFrame, embeddings_df: DataFrame,
-                      errors_df: DataFrame) -> DataFrame:
-    """Note ids of the day in neither the embeddings nor the errors."""
-    return (
-        notes_df.where(F.col("note_id").isNotNull()).select("note_id").distinct()
-        .join(embeddings_df.select("note_id"), "note_id", "left_anti")
-        .join(errors_df.select("note_id"), "note_id", "left_anti")
-    )
-
-
-def duplicated(related_df: DataFrame, *columns: str) -> DataFrame:
-    return related_df.groupBy(*columns).count().where("count > 1")
-
-
-def bad_rank_lists(related_df: DataFrame, top_k: int, min_length: int) -> DataFrame:
-    """Queries whose ranks are not exactly 1..n, or whose n is outside [min_length, top_k]."""
-    return (
-        related_df.groupBy("note_id")
-        .agg(F.count(F.lit(1)).alias("n"), F.min("rank").alias("first"),
-             F.max("rank").alias("last"), F.countDistinct("rank").alias("distinct_ranks"))
-        .where((F.col("first") != 1) | (F.col("last") != F.col("n"))
-               | (F.col("distinct_ranks") != F.col("n"))
-               | (F.col("n") > top_k) | (F.col("n") < min_length))
-    )
-
-
-def unsorted_scores(related_df: DataFrame) -> DataFrame:
-    """Rows whose score is not finite or exceeds the score of the rank before it."""
-    previous = F.lag("score").over(Window.partitionBy("note_id").orderBy("rank"))
-    return related_df.withColumn("previous", previous).where(
-        F.isnan("score") | (F.abs("score") == float("inf"))
-        | (F.col("score") > F.col("previous") + SCORE_TOLERANCE))
-
-
-def sampled_recall(related_df: DataFrame, window_df: DataFrame, sample_size: int,
-                   seed: int) -> float:
-    """Mean over sampled queries of the tie-tolerant recall of their related lists.
-
-    The sample is the `sample_size` queries of smallest hash(note_id, seed): stable across
-    reruns. Queries, their exact neighbours and true scores go through the driver (a few
-    hundred rows each), the exact search through one pass over the window on executors.
-    """
-    queries = (related_df.select("note_id").distinct()
-               .orderBy(F.xxhash64("note_id", F.lit(seed))).limit(sample_size)
-               .join(window_df, "note_id").select("note_id", "embedding").toPandas())
-    if queries.empty:
-        return 1.0
-    query_ids = queries["note_id"].tolist()
-    xq = np.stack(queries["embedding"].map(np.asarray)).astype(np.float32)
-    approx_pdf = related_df.where(F.col("note_id").isin(query_ids)).select(
-        "note_id", "rank", "related_note_id").toPandas()
-    k = int(approx_pdf.groupby("note_id").size().max())
-    exact_pdf = exact_top_k(window_df, query_ids, xq, k).toPandas()
-    related_ids = approx_pdf["related_note_id"].unique().tolist()
-    xb_pdf = window_df.where(F.col("note_id").isin(related_ids)).select(
-        "note_id", "embedding").toPandas()
-    return tie_tolerant_recall(query_ids, xq, approx_pdf, exact_pdf, xb_pdf)
-
-
-def exact_top_k(window_df: DataFrame, query_ids: list[str], xq: np.ndarray,
-                k: int) -> DataFrame:
-    """Exact top-k by inner product of each query over the window, itself excluded:
-    rows (query_id, note_id, score). Each partition keeps its own top k per query."""
-
-    def search(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        best: list[pd.DataFrame] = []
-        for batch in batches:
-            if batch.empty:
-                continue
-            xb = np.stack(batch["embedding"].map(np.asarray)).astype(np.float32)
-            scores = xq @ xb.T  # [queries, batch]
-            ids = batch["note_id"].to_numpy()
-            for row, query_id in enumerate(query_ids):
-                keep = ids != query_id
-                s, i = scores[row][keep], ids[keep]
-                top = np.argsort(-s, kind="stable")[:k]
-                best.append(pd.DataFrame({"query_id": query_id, "note_id": i[top],
-                                          "score": s[top]}))
-        if best:
-            merged = pd.concat(best)
-            yield (merged.sort_values(["query_id", "score"], ascending=[True, False])
-                   .groupby("query_id").head(k))
-
-    partial_df = window_df.select("note_id", "embedding").mapInPandas(search, EXACT_SCHEMA)
-    ranked = Window.partitionBy("query_id").orderBy(F.col("score").desc(), "note_id")
-    return partial_df.withColumn("r", F.row_number().over(ranked)).where(
-        F.col("r") <= k).drop("r")
-
-
-def tie_tolerant_recall(query_ids: list[str], xq: np.ndarray, approx_pdf: pd.DataFrame,
-                        exact_pdf: pd.DataFrame, xb_pdf: pd.DataFrame) -> float:
-    """Per query: |related notes whose true score >= the exact n-th score| / n, where n is
-    the length of its related list (capped by the exact list); averaged over queries."""
-    vectors = dict(zip(xb_pdf["note_id"], xb_pdf["embedding"].map(np.asarray)))
-    recalls = []
-    for row, query_id in enumerate(query_ids):
-        related = approx_pdf[approx_pdf["note_id"] == query_id]["related_note_id"]
-        exact = np.sort(exact_pdf[exact_pdf["query_id"] == query_id]["score"].to_numpy())[::-1]
-        n = min(len(related), len(exact))
-        if n == 0:
-            recalls.append(1.0 if len(related) == len(exact) else 0.0)
-            continue
-        true_scores = np.array([float(xq[row] @ vectors[i]) if i in vectors else -np.inf
-                                for i in related])
-        hits = int((true_scores >= exact[n - 1] - SCORE_TOLERANCE).sum())
-        recalls.append(min(hits, n) / n)
-    return float(np.mean(recalls))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ __all__ = ["Encoder"]
 
 def __getattr__(name: str):
     if name == "Encoder":
-        from notellm2_udf.encoder import Encoder
+        from notellm2_udf.inference.encoder import Encoder
 
         return Encoder
     raise AttributeError(f"module 'notellm2_udf' has no attribute {name!r}")

@@ -18,12 +18,12 @@ import pandas as pd
 import pyspark
 import torch
 
-from notellm2_udf import embed_udf
-from notellm2_udf.checkpoint import save_checkpoint
-from notellm2_udf.embed_udf import EncoderSettings, make_encode_partition
-from notellm2_udf.encoder import Encoder
-from notellm2_udf.images import DEFAULT_MAX_PIXELS
-from notellm2_udf.init_model import compose_tiny_random
+from notellm2_udf.inference.encoder import Encoder
+from notellm2_udf.model.checkpoint import save_checkpoint
+from notellm2_udf.model.compose import compose_tiny_random
+from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
+from notellm2_udf.spark.embed_udf import EncoderSettings, make_encode_partition
+from notellm2_udf.spark.worker_cache import MODELS
 from tests.model.factories import image_bytes, mixed_notes, notes_frame
 
 # bf16 on the GPU against fp32 on the CPU, 64-d unit vectors of a random tiny model.
@@ -80,7 +80,7 @@ def main() -> int:
         for compile in (False, True):
             label = "compiled" if compile else "eager"
             out = udf_on_gpu(checkpoint, frames, compile)
-            devices = sorted({key[1] for key in embed_udf._ENCODERS})
+            devices = sorted({key[1] for key in MODELS.keys()})
             results.append(check(f"{label} device", "cuda:0" in devices, f"encoders on {devices}"))
             embeddings = as_matrix(out["embedding"])
             cosine = min_row_cosine(embeddings, expected.embeddings, content)

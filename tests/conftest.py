@@ -25,7 +25,7 @@ def lakehouse_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def spark(lakehouse_dir: Path):
-    from notellm2_udf.spark_session import SparkSettings, build_spark_session, metastore_conf
+    from notellm2_udf.spark.session import SparkSettings, build_spark_session, metastore_conf
 
     overrides = {
         **metastore_conf(lakehouse_dir),
@@ -55,7 +55,7 @@ def spark_submit() -> Path:
 @pytest.fixture(scope="session")
 def tiny_parts():
     """(model, processor) of the tiny random micl_late model; do not mutate: use tiny_model."""
-    from notellm2_udf.init_model import compose_tiny_random
+    from notellm2_udf.model.compose import compose_tiny_random
 
     return compose_tiny_random("micl_late", seed=0)
 
@@ -77,7 +77,7 @@ def tiny_processor(tiny_parts):
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_parts, tmp_path_factory):
     """Directory of the tiny model saved with save_checkpoint."""
-    from notellm2_udf.checkpoint import save_checkpoint
+    from notellm2_udf.model.checkpoint import save_checkpoint
 
     directory = tmp_path_factory.mktemp("tiny") / "model"
     save_checkpoint(*tiny_parts, directory)
@@ -86,7 +86,7 @@ def tiny_checkpoint(tiny_parts, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_checkpoint):
-    from notellm2_udf.encoder import Encoder
+    from notellm2_udf.inference.encoder import Encoder
 
     return Encoder(tiny_checkpoint, device="cpu")
 

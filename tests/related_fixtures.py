@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from notellm2_udf.delta_io import register_table, replace_days
+from notellm2_udf.spark.delta_io import register_table, replace_days
 from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS, NOTES, RELATED_NOTES
 
 DAYS = ("2026-11-24", "2026-11-25")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from notellm2_udf.sample_data import IMAGE_TOPICS, SampleSpec, generate
+from notellm2_udf.sample.notes import IMAGE_TOPICS, SampleSpec, generate
 
 SPEC = SampleSpec(start_date=date(2026, 11, 24), days=2, notes_per_day=150, seed=7)
 

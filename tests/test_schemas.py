@@ -6,7 +6,13 @@ import pytest
 from pyspark.sql import Row
 from pyspark.sql import types as T
 
-from notellm2_udf.delta_io import conform, read_day, register_table, replace_days, validate_day
+from notellm2_udf.spark.delta_io import (
+    conform,
+    read_day,
+    register_table,
+    replace_days,
+    validate_day,
+)
 from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS, NOTES, RELATED_NOTES, RELATED_PAIRS, TABLES
 
 

@@ -19,15 +19,14 @@ path (local disk in local mode, a shared mount such as NFS on a cluster).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from notellm2_udf.delta_io import validate_day
-from notellm2_udf.job_runtime import JobInputError
+from notellm2_udf.atomic_files import write_text_atomic
+from notellm2_udf.errors import JobInputError
+from notellm2_udf.spark.days import validate_day
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -56,16 +55,6 @@ def new_build_dir(index_dir: str | Path, day: str) -> Path:
     return path
 
 
-def write_atomic(path: Path, write: Callable[[str], None]) -> None:
-    """Call `write(temporary_name)` next to `path`, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        write(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def read_manifest(index_dir: str | Path, day: str) -> dict:
     """The published manifest of `day`, with `build_dir` (absolute) added."""
     path = day_dir(index_dir, day) / MANIFEST
@@ -81,7 +70,7 @@ def publish(build_dir: Path, manifest: dict) -> None:
     target = build_dir.parent / MANIFEST
     previous = json.loads(target.read_text())["build"] if target.is_file() else None
     manifest = {"format": FORMAT_VERSION, **manifest, "build": build_dir.name}
-    write_atomic(target, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1)))
+    write_text_atomic(target, json.dumps(manifest, indent=1))
     for old in build_dir.parent.glob("build-*"):
         if old.name not in (build_dir.name, previous):
             shutil.rmtree(old, ignore_errors=True)

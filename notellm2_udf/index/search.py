@@ -13,7 +13,8 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from notellm2_udf.index.threads import use_task_cpus
+from notellm2_udf.spark.executor_resources import use_task_cpus_for_faiss
+from notellm2_udf.spark.worker_cache import INDEXES
 
 MISSING = np.iinfo(np.int64).max
 RELATED = T.StructType([
@@ -153,16 +154,9 @@ class LoadedIndex:
         ], names=RELATED.names)
 
 
-_LOADED: dict[str, LoadedIndex] = {}
-
-
 def loaded_index(manifest: dict) -> LoadedIndex:
     """The index of `manifest`, loaded once per Python worker (spark.python.worker.reuse)."""
-    key = manifest["build_dir"]
-    if key not in _LOADED:
-        _LOADED.clear()
-        _LOADED[key] = LoadedIndex(manifest)
-    return _LOADED[key]
+    return INDEXES.get(manifest["build_dir"], lambda: LoadedIndex(manifest))
 
 
 def related_notes_df(queries_df: DataFrame, *, manifest: dict, k: int,
@@ -178,7 +172,7 @@ def related_notes_df(queries_df: DataFrame, *, manifest: dict, k: int,
         raise ValueError(f"k must be >= 1, got {k}")
 
     def search(batches):
-        use_task_cpus()
+        use_task_cpus_for_faiss()
         index = loaded_index(manifest)
         for batch in batches:
             if batch.num_rows:

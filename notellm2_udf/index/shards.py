@@ -18,9 +18,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from notellm2_udf.index.layout import write_atomic
+from notellm2_udf.atomic_files import write_atomic
 from notellm2_udf.index.params import IndexParams
-from notellm2_udf.index.threads import use_task_cpus
+from notellm2_udf.spark.executor_resources import use_task_cpus_for_faiss
 
 TRAINED = "trained.faiss"
 SHARD_STATS = T.StructType([
@@ -113,7 +113,7 @@ def build_shards_df(corpus_df: DataFrame, *, num_shards: int, params: IndexParam
         shard_pdf = concat_batches(batches)
         if shard_pdf is None:
             return
-        use_task_cpus()
+        use_task_cpus_for_faiss()
         if params.needs_training:
             trained = faiss.read_index(str(Path(build_dir) / TRAINED))
         else:

@@ -159,7 +159,7 @@ _PROCESSORS: dict[str, object] = {}
 def _processor(model_dir: str):
     """One processor per model directory and process (tokenizer files are read once)."""
     if model_dir not in _PROCESSORS:
-        from notellm2_udf.processor import NoteLLM2Processor
+        from notellm2_udf.model.processor import NoteLLM2Processor
 
         _PROCESSORS[model_dir] = NoteLLM2Processor.from_pretrained(model_dir)
     return _PROCESSORS[model_dir]

@@ -73,7 +73,7 @@ def train_process(plan: TrainPlan) -> dict | None:
     """Train from plan.start_step to the end (or stop_at_step); rank 0 returns a summary."""
     import torch
 
-    from notellm2_udf.checkpoint import load_checkpoint, save_checkpoint
+    from notellm2_udf.model.checkpoint import load_checkpoint, save_checkpoint
     from notellm2_udf.training import distributed
     from notellm2_udf.training.curve import plot_training_curve
     from notellm2_udf.training.data import LoaderSettings, model_inputs, open_batches

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from notellm2_udf.errors import JobInputError
+
 NOTE_FIELDS = ("note_id", "title", "content", "topics", "image")
 SIDES = ("a", "b")  # a = the pair's first note (the query), b = its partner
 
@@ -20,6 +22,18 @@ def first_held_out_day(pairs_df: DataFrame, holdout_days: int) -> str:
         raise ValueError(
             f"pairs span {len(days)} day(s): holding out {holdout_days} leaves none to train on")
     return days[holdout_days - 1]
+
+
+def held_out_start(pairs_df: DataFrame, *, held_out_from: str | None,
+                   holdout_days: int) -> str:
+    """The first held-out day: `held_out_from` if given, else the start of the last
+    `holdout_days` days of pairs; JobInputError when that leaves nothing to train on."""
+    if held_out_from:
+        return held_out_from
+    try:
+        return first_held_out_day(pairs_df, holdout_days)
+    except ValueError as err:
+        raise JobInputError(str(err)) from None
 
 
 def split_by_date(pairs_df: DataFrame, held_out_from: str) -> tuple[DataFrame, DataFrame]:

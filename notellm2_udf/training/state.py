@@ -52,8 +52,8 @@ def read_step(directory: str | Path) -> int:
 
 
 def save_training_checkpoint(directory: Path, model, processor, state: TrainingState) -> None:
-    from notellm2_udf.atomic_dir import staged_directory
-    from notellm2_udf.checkpoint import save_checkpoint
+    from notellm2_udf.atomic_files import staged_directory
+    from notellm2_udf.model.checkpoint import save_checkpoint
 
     with staged_directory(directory) as staging:
         save_checkpoint(model, processor, staging / "model")

@@ -104,7 +104,7 @@ def test_optional_flags_render_to_nothing_when_empty():
 
 
 def test_partition_rows_follow_the_delta_log(spark, tmp_path):
-    from notellm2_udf.delta_io import replace_days
+    from notellm2_udf.spark.delta_io import replace_days
     from schemas import NOTES
 
     location = str(tmp_path / "notes")

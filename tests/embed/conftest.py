@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from notellm2_udf.sample_data import SampleSpec, generate
+from notellm2_udf.sample.notes import SampleSpec, generate
 
 DAY = "2026-11-25"
 

@@ -10,8 +10,8 @@ from pyspark.sql import functions as F
 
 from jobs import embed_notes
 from jobs.embed_notes import check_model_dir, read_notes_day, split_duplicates
-from notellm2_udf.delta_io import replace_days
-from notellm2_udf.job_runtime import JobInputError
+from notellm2_udf.spark.delta_io import replace_days
+from notellm2_udf.spark.job_runtime import JobInputError
 from schemas import NOTES
 from tests.embed.conftest import DAY, EXPECTED
 

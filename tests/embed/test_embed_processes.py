@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from notellm2_udf.delta_io import replace_days
+from notellm2_udf.spark.delta_io import replace_days
 from schemas import NOTES
 from tests.embed.conftest import DAY
 from tests.processes import SCRIPTS, run_process
@@ -85,7 +85,7 @@ def test_each_task_takes_the_gpu_spark_assigned(private_install, tmp_path):
 
 
 def test_without_a_gpu_tasks_use_the_cpu(spark):
-    from notellm2_udf.task_resources import task_device
+    from notellm2_udf.spark.executor_resources import task_device
 
     devices = spark.sparkContext.parallelize(range(2), 2).mapPartitions(
         lambda _: [task_device()]).collect()

@@ -2,7 +2,7 @@
 
 import json
 
-from notellm2_udf.evaluation.report import markdown_report, write_report
+from notellm2_udf.evaluation.metrics_report import markdown_report, write_report
 
 METRICS = {
     "full": {"recall@10": 0.5, "recall@100": 0.75},

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from jobs import build_index, related_notes
+from notellm2_udf.spark.session import session_conf
 from tests.index.conftest import (
     clustered_vectors,
     embeddings_pdf,
@@ -177,7 +178,7 @@ def test_the_write_setting_is_scoped_to_the_write(spark):
     for before in (None, "7"):
         if before is not None:
             spark.conf.set(key, before)
-        with related_notes.session_conf(spark, related_notes.ONE_DAY_WRITE):
+        with session_conf(spark, related_notes.ONE_DAY_WRITE):
             assert spark.conf.get(key) == value
         assert spark.conf.get(key, None) == before
     spark.conf.unset(key)

@@ -14,13 +14,13 @@ from transformers import (
     SiglipVisionModel,
 )
 
-from notellm2_udf.checkpoint import load_checkpoint, model_version, save_checkpoint
-from notellm2_udf.init_model import (
+from notellm2_udf.model.checkpoint import load_checkpoint, model_version, save_checkpoint
+from notellm2_udf.model.compose import (
     add_init_model_arguments,
     compose_from_pretrained,
     run_init_model,
 )
-from notellm2_udf.tokenizer_tiny import build_tiny_tokenizer
+from notellm2_udf.model.tiny_tokenizer import build_tiny_tokenizer
 from tests.model.factories import mixed_notes
 
 

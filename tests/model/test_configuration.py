@@ -1,7 +1,7 @@
 import pytest
 from transformers import LlamaConfig, SiglipVisionConfig
 
-from notellm2_udf.configuration import NoteLLM2Config
+from notellm2_udf.model.configuration import NoteLLM2Config
 
 
 def test_defaults_follow_the_paper():

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from notellm2_udf import Encoder
-from notellm2_udf.encoder import EncodeResult, token_budget_batches
-from notellm2_udf.preparation import ProcessPreparer
+from notellm2_udf.inference.encoder import EncodeResult, token_budget_batches
+from notellm2_udf.inference.preparation import ProcessPreparer
 from tests.model.factories import image_bytes, mixed_notes, notes_frame
 
 
@@ -74,7 +74,7 @@ def test_encode_detailed_flags_missing_modalities(tiny_checkpoint):
 
 
 def test_encoder_exposes_version_and_device(tiny_encoder, tiny_checkpoint):
-    from notellm2_udf.checkpoint import model_version
+    from notellm2_udf.model.checkpoint import model_version
 
     assert tiny_encoder.model_version == model_version(tiny_checkpoint)
     assert tiny_encoder.device.type == "cpu"

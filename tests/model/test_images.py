@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from notellm2_udf.images import ImageDecodeError, decode_image
+from notellm2_udf.model.images import ImageDecodeError, decode_image
 from tests.model.factories import image_bytes
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.nn.functional import normalize
 
-from notellm2_udf.init_model import compose_tiny_random
+from notellm2_udf.model.compose import compose_tiny_random
 from tests.model.factories import image_bytes, mixed_notes, notes_frame
 
 

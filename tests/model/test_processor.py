@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import torch
 
-from notellm2_udf.images import decode_image
-from notellm2_udf.init_model import compose_tiny_random
-from notellm2_udf.processor import NoteLLM2Processor
+from notellm2_udf.model.compose import compose_tiny_random
+from notellm2_udf.model.images import decode_image
+from notellm2_udf.model.processor import NoteLLM2Processor
 from tests.model.factories import image_bytes, mixed_notes, notes_frame
 
 

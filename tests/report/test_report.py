@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from notellm2_udf.report import (
+from notellm2_udf.report.collect import collect_report_data
+from notellm2_udf.report.html import (
     NoteCard,
     QueryPanel,
     ReportData,
@@ -20,7 +21,6 @@ from notellm2_udf.report import (
     render_report,
     thumbnail_data_uri,
 )
-from notellm2_udf.report_data import collect_report_data
 from tests.related_fixtures import (
     BAD_IMAGE_ID,
     DAYS,

@@ -12,7 +12,7 @@ import sys
 import psutil
 
 from jobs import embed_notes
-from notellm2_udf.embed_udf import load_encoder
+from notellm2_udf.spark.embed_udf import load_encoder
 
 
 class KillsSparkOnSecondBatch:

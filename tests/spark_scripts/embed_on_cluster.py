@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from jobs.embed_notes import encode_notes, read_notes_day, split_duplicates
-from notellm2_udf.embed_udf import EncoderSettings, load_encoder
-from notellm2_udf.spark_session import SparkSettings, build_spark_session
+from notellm2_udf.spark.embed_udf import EncoderSettings, load_encoder
+from notellm2_udf.spark.session import SparkSettings, build_spark_session
 
 notes_location, day, model_dir, marker = sys.argv[1:5]
 

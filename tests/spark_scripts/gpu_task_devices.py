@@ -4,8 +4,8 @@
 import json
 import sys
 
-from notellm2_udf.spark_session import SparkSettings, build_spark_session
-from notellm2_udf.task_resources import task_device
+from notellm2_udf.spark.executor_resources import task_device
+from notellm2_udf.spark.session import SparkSettings, build_spark_session
 
 discovery = sys.argv[1]
 spark = build_spark_session(SparkSettings(

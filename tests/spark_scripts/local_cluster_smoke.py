@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from notellm2_udf.spark_session import SparkSettings, build_spark_session
+from notellm2_udf.spark.session import SparkSettings, build_spark_session
 
 table = sys.argv[1]
 spark = build_spark_session(SparkSettings(

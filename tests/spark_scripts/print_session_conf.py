@@ -2,7 +2,7 @@
 
 import json
 
-from notellm2_udf.spark_session import SparkSettings, build_spark_session
+from notellm2_udf.spark.session import SparkSettings, build_spark_session
 
 spark = build_spark_session(SparkSettings(app_name="print-session-conf"))
 keys = ["spark.sql.session.timeZone", "spark.sql.catalogImplementation",

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from jobs.publish import publication_record, update_table_properties
-from notellm2_udf.delta_io import read_day
-from notellm2_udf.sql_cli import markers, run_statement, statements_of_file
+from notellm2_udf.cli.sql import markers, run_statement, statements_of_file
+from notellm2_udf.pipeline.publication import publication_record, update_table_properties
+from notellm2_udf.spark.delta_io import read_day
 from tests.conftest import REPO_ROOT
 from tests.processes import private_install_env
 from tests.related_fixtures import (

@@ -86,7 +86,7 @@ def rank_converters(pair_rows_df, tmp_path_factory):
 
 def test_petastorm_loader_yields_each_ranks_pairs_in_order_as_model_inputs(
         rank_converters, tiny_model_dir):
-    from notellm2_udf.processor import NoteLLM2Processor
+    from notellm2_udf.model.processor import NoteLLM2Processor
     from notellm2_udf.training.data import LoaderSettings, model_inputs, open_batches
 
     numbered, converters = rank_converters

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from jobs.train import epoch_converters
+from notellm2_udf.training.launch import epoch_converters
 from notellm2_udf.training.loop import TrainPlan, TrainSettings, train_process
 from notellm2_udf.training.state import checkpoint_dir, load_training_state
 
@@ -56,8 +56,8 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(pair_rows_df, tiny_m
 def no_dropout_model_dir(tmp_path_factory):
     """Dropout draws differ by rank, so only a model without dropout can give the same
     weights on 1 and 2 processes."""
-    from notellm2_udf.checkpoint import save_checkpoint
-    from notellm2_udf.init_model import compose_tiny_random
+    from notellm2_udf.model.checkpoint import save_checkpoint
+    from notellm2_udf.model.compose import compose_tiny_random
 
     model, processor = compose_tiny_random("micl_late", seed=0)
     model.config.qformer_config.hidden_dropout_prob = 0.0

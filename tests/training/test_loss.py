@@ -79,8 +79,8 @@ def test_learning_rate_warms_up_linearly_then_decays_to_zero():
 
 
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_model_dir):
-    from notellm2_udf.checkpoint import load_checkpoint
-    from notellm2_udf.sample_data import generate
+    from notellm2_udf.model.checkpoint import load_checkpoint
+    from notellm2_udf.sample.notes import generate
     from tests.training.fixtures import SAMPLE
 
     torch.manual_seed(0)

@@ -37,7 +37,7 @@ def test_optimizer_state_round_trips_exactly():
 
 
 def test_training_checkpoint_saves_and_restores(tmp_path, tiny_model_dir):
-    from notellm2_udf.checkpoint import load_checkpoint
+    from notellm2_udf.model.checkpoint import load_checkpoint
 
     model, processor = load_checkpoint(tiny_model_dir)
     optimizer = _stepped_adamw()

@@ -1,0 +1,2 @@
+"""Batch inference: notes -> prepared inputs (threads or processes) -> the model, in
+token-budget batches. What the Spark UDF calls; no Spark here."""

@@ -1,0 +1,107 @@
+"""Thin Delta Lake I/O for the contract tables: create, replace one day, register by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from notellm2_udf.spark.days import validate_day
+from schemas import DATABASE, TableSpec
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def ensure_table(spark: SparkSession, spec: TableSpec, location: str) -> None:
+    """Create the Delta table at `location` with the contract schema, if it does not exist,
+    and give it the spec's table properties (also when it was created without them)."""
+    builder = (
+        DeltaTable.createIfNotExists(spark)
+        .location(location)
+        .addColumns(spec.schema)
+        .partitionedBy(*spec.partition_by)
+        .comment(spec.comment)
+    )
+    for key, value in spec.properties.items():
+        builder = builder.property(key, value)
+    table = builder.execute()
+    current = table.detail().first()["properties"] if spec.properties else {}
+    missing = {key: value for key, value in spec.properties.items() if current.get(key) != value}
+    if missing:
+        settings = ", ".join(f"{_sql_string(k)} = {_sql_string(v)}" for k, v in missing.items())
+        spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({settings})")
+
+
+def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
+    """Select the contract columns in order, cast to the contract types.
+
+    Raises ValueError naming any contract column the DataFrame lacks.
+    """
+    missing = [name for name in spec.column_names if name not in df.columns]
+    if missing:
+        raise ValueError(f"{spec.name}: missing contract columns {missing}")
+    return df.select(
+        *[F.col(field.name).cast(field.dataType).alias(field.name) for field in spec.schema]
+    )
+
+
+def replace_days(
+    df: DataFrame, spec: TableSpec, location: str, first_day: str, last_day: str | None = None
+) -> None:
+    """Atomically replace the days [first_day, last_day] of the table with `df`.
+
+    One Delta commit: readers see the old days or the new ones, never a mix, and a rerun
+    replaces exactly what the previous run wrote. Rows of `df` outside the range are refused
+    by Delta (replaceWhere constraint check).
+    """
+    last_day = validate_day(last_day or first_day)
+    first_day = validate_day(first_day)
+    ensure_table(df.sparkSession, spec, location)
+    predicate = f"dt >= {_sql_string(first_day)} AND dt <= {_sql_string(last_day)}"
+    (
+        conform(df, spec)
+        .write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", predicate)
+        .save(location)
+    )
+
+
+def read_day(spark: SparkSession, location: str, day: str) -> DataFrame:
+    """Read one `dt` partition (a pruned scan: only that day's files are listed)."""
+    return spark.read.format("delta").load(location).where(F.col("dt") == validate_day(day))
+
+
+def register_table(spark: SparkSession, spec: TableSpec, location: str) -> None:
+    """Register `notellm2.<name>` as an external Delta table at `location`.
+
+    An existing registration pointing elsewhere is re-pointed; dropping an external table
+    leaves its data alone.
+    """
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
+    location = _absolute_location(location)
+    if spark.catalog.tableExists(spec.qualified_name):
+        current = _registered_location(spark, spec.qualified_name)
+        if current.rstrip("/") == location.rstrip("/"):
+            return
+        spark.sql(f"DROP TABLE {spec.qualified_name}")
+    spark.sql(
+        f"CREATE TABLE {spec.qualified_name} USING DELTA LOCATION {_sql_string(location)}"
+    )
+
+
+def _registered_location(spark: SparkSession, qualified_name: str) -> str:
+    location = spark.sql(f"DESCRIBE DETAIL {qualified_name}").first()["location"]
+    return _absolute_location(location)
+
+
+def _absolute_location(location: str) -> str:
+    """Local paths become file: URIs, the form the catalog stores; other URIs pass through."""
+    if "://" in location or location.startswith("file:"):
+        return location.replace("file:///", "file:/")
+    return "file:" + str(Path(location).resolve())
+

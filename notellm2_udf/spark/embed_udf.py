@@ -1,0 +1,123 @@
+"""The executor side of the embedding job: a mapInPandas function around `Encoder`.
+
+Why mapInPandas: one pass gives several outputs per note (two embeddings, image status,
+the reason an image was refused), and the function controls model loading and batching
+itself. The model is loaded once per Python worker and cached in this module; with
+`spark.python.worker.reuse=true` (Spark's default) a worker serves every task of its
+executor slot, so an executor loads the model once per task slot. Memory: each slot's
+worker holds its own copy of the weights, so size `spark.executor.pyspark.memory` /
+memoryOverhead for (task slots x checkpoint size) plus the Arrow batches.
+
+The device comes from the task's resources (`spark.task.resource.gpu.amount=1` and a GPU
+discovery script on the cluster); with no GPU assigned the CPU is used, with torch's
+threads (and the encoder's image-decoding threads) set to the task's CPUs (`spark.task.cpus`)
+so concurrent tasks do not oversubscribe; on a GPU those CPUs decode images for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pandas as pd
+from pyspark.sql import types as T
+
+from notellm2_udf.spark.executor_resources import task_cpus, task_device
+from notellm2_udf.spark.log_setup import configure_logging
+from notellm2_udf.spark.worker_cache import MODELS
+
+log = logging.getLogger("notellm2.embed_udf")
+
+ENCODED_SCHEMA = T.StructType([
+    T.StructField("dt", T.StringType(), True),
+    T.StructField("note_id", T.StringType(), True),
+    T.StructField("embedding", T.ArrayType(T.FloatType()), True),
+    T.StructField("visual_embedding", T.ArrayType(T.FloatType()), True),
+    T.StructField("image_ok", T.BooleanType(), False),
+    T.StructField("image_error", T.StringType(), True),
+    T.StructField("has_content", T.BooleanType(), False),
+    T.StructField("model_version", T.StringType(), False),
+    # Which Python worker encoded the row and how many times it had loaded a model by then:
+    # operations evidence that the model is loaded once per worker.
+    T.StructField("worker_pid", T.IntegerType(), False),
+    T.StructField("worker_model_loads", T.IntegerType(), False),
+])
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """Everything an executor needs to build its Encoder (picklable, no state)."""
+
+    model_dir: str
+    max_image_pixels: int
+    batch_tokens: int | None = None
+    compile: bool = False
+    prepare_processes: int = 0
+
+
+def load_encoder(settings: EncoderSettings, device: str):
+    """The default factory: a real Encoder from the checkpoint directory."""
+    from transformers.utils import logging as transformers_logging
+
+    from notellm2_udf.inference.encoder import Encoder
+
+    # Progress bars of weight loading would fill the executor logs of every worker.
+    transformers_logging.disable_progress_bar()
+    return Encoder(settings.model_dir, device=device, batch_tokens=settings.batch_tokens,
+                   max_image_pixels=settings.max_image_pixels, compile=settings.compile,
+                   prepare_processes=settings.prepare_processes)
+
+
+def cached_encoder(settings: EncoderSettings, device: str,
+                   factory: Callable[[EncoderSettings, str], object] = load_encoder):
+    """The worker's Encoder for (settings, device, factory), loaded on first use."""
+    # By name: a factory arrives unpickled anew with every task.
+    key = (settings, device, f"{factory.__module__}.{factory.__qualname__}")
+    return MODELS.get(key, lambda: factory(settings, device))
+
+
+def make_encode_partition(
+    settings: EncoderSettings,
+    factory: Callable[[EncoderSettings, str], object] = load_encoder,
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """The function for `notes_df.mapInPandas(fn, ENCODED_SCHEMA)`.
+
+    Input batches carry the `notes` columns; output rows follow input rows one to one.
+    """
+
+    def encode_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        import torch
+
+        configure_logging()
+        # Also on a GPU: the task's CPUs decode images and run torch's host-side work.
+        torch.set_num_threads(task_cpus())
+        encoder = cached_encoder(settings, task_device(), factory)
+        started = time.monotonic()
+        for notes_pdf, result in encoder.encode_frames(batches):
+            yield _encoded_frame(notes_pdf, result, encoder.model_version)
+            log.info("encoded %d notes in %.2fs", len(notes_pdf), time.monotonic() - started)
+            started = time.monotonic()
+
+    return encode_partition
+
+
+def _encoded_frame(notes_pdf: pd.DataFrame, result, model_version: str) -> pd.DataFrame:
+    embeddings = list(result.embeddings)
+    visual = [vector if ok else None for vector, ok in
+              zip(result.visual_embeddings, result.image_ok)]
+    return pd.DataFrame({
+        "dt": notes_pdf["dt"].to_numpy(),
+        "note_id": notes_pdf["note_id"].to_numpy(),
+        "embedding": [vector if ok else None for vector, ok in
+                      zip(embeddings, result.has_content)],
+        "visual_embedding": visual,
+        "image_ok": result.image_ok,
+        "image_error": result.image_error,
+        "has_content": result.has_content,
+        "model_version": model_version,
+        "worker_pid": os.getpid(),
+        "worker_model_loads": MODELS.loads,
+    })

@@ -1,0 +1,60 @@
+"""argparse types and flag groups that several jobs share, so a flag means one thing
+everywhere (`--date`, `--top-k`, counts, lists)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from notellm2_udf.spark.days import validate_day
+
+
+def day_arg(text: str) -> str:
+    """argparse type of --date flags: a real yyyy-MM-dd date, nothing else."""
+    try:
+        return validate_day(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def positive_int_arg(text: str) -> int:
+    """argparse type of counts and sizes: an integer >= 1."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative_int_arg(text: str) -> int:
+    """argparse type of counts where 0 means "none" or "off": an integer >= 0."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def comma_list(cast: Callable[[str], object]) -> Callable[[str], list]:
+    """argparse type of `a,b,c` lists whose items are parsed by `cast`."""
+    def parse(text: str) -> list:
+        try:
+            return [cast(item) for item in text.split(",") if item]
+        except (ValueError, argparse.ArgumentTypeError) as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    return parse
+
+
+def add_held_out_arguments(parser: argparse.ArgumentParser) -> None:
+    """The train / held-out split of related_pairs, shared by train and evaluate so that
+    both agree by default."""
+    split = parser.add_mutually_exclusive_group()
+    split.add_argument("--holdout-days", type=positive_int_arg, default=1,
+                       help="hold out the last N days of pairs (default 1)")
+    split.add_argument("--held-out-from", type=day_arg, metavar="yyyy-MM-dd",
+                       help="hold out pairs from this day on")
