@@ -112,10 +112,10 @@ def synthetic_notes(processor: NoteLLM2Processor, n: int, seed: int = 0) -> Prep
     rng = np.random.default_rng(seed)
     template = processor.config.max_text_tokens - processor.field_token_budget
     text_tokens = rng.integers(20, 141, n)
-    fields = [processor.prepare_fields("t", "x" * max(0, int(k) - template - 1), None)
+    fields = [processor.prompt.prepare_fields("t", "x" * max(0, int(k) - template - 1), None)
               for k in text_tokens]
     has_image = np.ones(n, dtype=bool)
-    input_ids, embedding_positions, visual_positions = processor.tokenize(fields, has_image)
+    input_ids, embedding_positions, visual_positions = processor.prompt.tokenize(fields, has_image)
     size = processor.image_size
     return PreparedNotes(
         input_ids=input_ids, lengths=embedding_positions + 1,

@@ -8,9 +8,10 @@ The paper's protocol: held-out pairs (the same split as jobs/train.py by default
 that each note appears once; query = first note of a pair; pool = every held-out note (notes
 of the held-out days) except the queries; inner-product ranking; Recall@K. Notes are encoded
 through the embedding job's code path (notellm2_udf.pipeline.embedding.encode_notes);
-`--inputs image` blanks the text fields and `--inputs text` the image before encoding. A note left with no
-content cannot be retrieved nor query: it counts as a miss. REPORT gets metrics.json,
-report.md and recall_at_k.png. Exit 0 on success, 2 with a one-line reason on bad input.
+`--inputs image` blanks the text fields and `--inputs text` the image before encoding. A
+note left with no content cannot be retrieved nor query: it counts as a miss. REPORT gets
+metrics.json, report.md and recall_at_k.png. Exit 0 on success, 2 with a one-line reason on
+bad input.
 """
 
 from __future__ import annotations

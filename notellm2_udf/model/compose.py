@@ -18,12 +18,8 @@ from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
 from notellm2_udf.model.configuration import NoteLLM2Config
 from notellm2_udf.model.modeling import NoteLLM2Model
-from notellm2_udf.model.processor import (
-    IMAGE_EMBEDDING_TOKEN,
-    IMAGE_TOKEN,
-    PAD_TOKEN,
-    NoteLLM2Processor,
-)
+from notellm2_udf.model.processor import NoteLLM2Processor
+from notellm2_udf.model.prompt import IMAGE_EMBEDDING_TOKEN, IMAGE_TOKEN, PAD_TOKEN
 from notellm2_udf.model.tiny_tokenizer import build_tiny_tokenizer
 
 TINY_IMAGE_SIZE = 32

@@ -107,7 +107,7 @@ def encode_pair_rows(pdf: pd.DataFrame, settings: LoaderSettings, max_length: in
         arrays["embedding_positions"][:, column] = notes.embedding_positions
         arrays["visual_positions"][:, column] = notes.visual_positions
         arrays["has_image"][:, column] = notes.image_ok
-        pixels = processor.normalize_pixels(notes.pixel_values).numpy()
+        pixels = processor.pixels.normalize(notes.pixel_values).numpy()
         for row in np.flatnonzero(notes.image_ok):
             image = pixels[notes.image_index[row]]
             flip = settings.flip_images and _flip(settings, notes_pdf["note_id"].iloc[row])

@@ -14,12 +14,9 @@ from transformers import (
     SiglipVisionModel,
 )
 
+from notellm2_udf.cli import init_model
 from notellm2_udf.model.checkpoint import load_checkpoint, model_version, save_checkpoint
-from notellm2_udf.model.compose import (
-    add_init_model_arguments,
-    compose_from_pretrained,
-    run_init_model,
-)
+from notellm2_udf.model.compose import compose_from_pretrained
 from notellm2_udf.model.tiny_tokenizer import build_tiny_tokenizer
 from tests.model.factories import mixed_notes
 
@@ -56,17 +53,17 @@ def test_model_version_changes_with_any_weight(tiny_model, tiny_processor, tiny_
 
 def test_init_model_cli_functions(tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    add_init_model_arguments(parser)
+    init_model.add_arguments(parser)
     args = parser.parse_args(["--tiny-random", "--out", str(tmp_path / "m"), "--fusion", "micl",
                               "--seed", "1"])
-    assert run_init_model(args) == 0
+    assert init_model.run(args) == 0
     printed = capsys.readouterr().out
     assert f"model_version={model_version(tmp_path / 'm')}" in printed
     assert "fusion=micl" in printed
     with pytest.raises(SystemExit):
         parser.parse_args(["--out", "x"])  # --tiny-random or --llm is required
     args = parser.parse_args(["--llm", "some/dir", "--out", "x"])
-    assert run_init_model(args) == 2  # --llm without --vision
+    assert init_model.run(args) == 2  # --llm without --vision
 
 
 def save_tiny_llm(directory, family: str) -> None:

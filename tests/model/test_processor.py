@@ -16,7 +16,7 @@ def decode(processor, ids) -> str:
 
 
 def test_fields_follow_the_authors_preprocessing(tiny_processor):
-    fields = tiny_processor.prepare_fields(
+    fields = tiny_processor.prompt.prepare_fields(
         title="A title that is longer than twenty characters",
         content="Line one\nline two #travel# and #a tag far longer than sixteen chars# end "
         + "x" * 100,
@@ -30,10 +30,10 @@ def test_fields_follow_the_authors_preprocessing(tiny_processor):
 
 def test_at_most_ten_topics_and_missing_fields_are_empty(tiny_processor):
     content = " ".join(f"#t{i}#" for i in range(15))
-    fields = tiny_processor.prepare_fields(title=None, content=content, topics=None)
+    fields = tiny_processor.prompt.prepare_fields(title=None, content=content, topics=None)
     assert fields.topics.split(", ") == [f"t{i}" for i in range(10)]
     assert fields.title == "" and fields.content == ""
-    assert tiny_processor.prepare_fields(float("nan"), None, np.array([])).is_empty
+    assert tiny_processor.prompt.prepare_fields(float("nan"), None, np.array([])).is_empty
 
 
 def test_micl_prompt_layout_and_positions(tiny_processor):
@@ -123,7 +123,7 @@ def test_collate_right_pads_and_keeps_row_order(tiny_processor):
     assert inputs["input_ids"][1, notes.lengths[0]:].eq(tiny_processor.config.pad_token_id).all()
     assert inputs["has_image"].tolist() == [True, False]
     assert inputs["pixel_values"].shape[0] == 1
-    assert inputs["pixel_values"][0].equal(tiny_processor.normalize_pixels(notes.pixel_values[1]))
+    assert inputs["pixel_values"][0].equal(tiny_processor.pixels.normalize(notes.pixel_values[1]))
 
 
 def test_processor_needs_the_special_token_ids(tiny_processor):
@@ -163,11 +163,11 @@ def test_pixels_stay_uint8_until_collate_normalises_them_like_the_image_processo
         tiny_processor):
     images = [decode_image(image_bytes(i, size=(60 + 7 * i, 45 + 3 * i), fmt=fmt))
               for i, fmt in enumerate(["PNG", "JPEG", "GIF", "WEBP"])]
-    resized = tiny_processor.preprocess_images(images)
+    resized = tiny_processor.pixels.resize(images)
     assert resized.dtype == torch.uint8 and resized.shape == (4, 3, 32, 32)
     expected = tiny_processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
     # The same float64 rescale and float32 normalisation: identical values, not just close.
-    assert torch.equal(tiny_processor.normalize_pixels(resized), expected)
+    assert torch.equal(tiny_processor.pixels.normalize(resized), expected)
     notes = tiny_processor.prepare_notes(notes_frame([
         {"title": "a", "image": image_bytes(1)},
         {"title": "b"},
@@ -176,4 +176,4 @@ def test_pixels_stay_uint8_until_collate_normalises_them_like_the_image_processo
     inputs = tiny_processor.collate(notes, np.array([2, 1, 0]))
     assert inputs["pixel_values"].dtype == torch.float32
     assert torch.equal(inputs["pixel_values"],
-                       tiny_processor.normalize_pixels(notes.pixel_values[[1, 0]]))
+                       tiny_processor.pixels.normalize(notes.pixel_values[[1, 0]]))

@@ -13,14 +13,14 @@ import pytest
 from PIL import Image
 
 from notellm2_udf.report.collect import collect_report_data
-from notellm2_udf.report.html import (
+from notellm2_udf.report.content import (
     NoteCard,
     QueryPanel,
     ReportData,
     histogram_bins,
-    render_report,
     thumbnail_data_uri,
 )
+from notellm2_udf.report.html import render_report
 from tests.related_fixtures import (
     BAD_IMAGE_ID,
     DAYS,

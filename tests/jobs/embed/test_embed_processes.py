@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from notellm2_udf.spark.delta_io import replace_days
 from schemas import NOTES
-from tests.embed.conftest import DAY
+from tests.jobs.embed.conftest import DAY
 from tests.processes import SCRIPTS, run_process
 
 

@@ -13,7 +13,7 @@ from jobs.embed_notes import check_model_dir, read_notes_day, split_duplicates
 from notellm2_udf.spark.delta_io import replace_days
 from notellm2_udf.spark.job_runtime import JobInputError
 from schemas import NOTES
-from tests.embed.conftest import DAY, EXPECTED
+from tests.jobs.embed.conftest import DAY, EXPECTED
 
 
 @pytest.fixture(scope="module")
