@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
 from notellm2_udf.training.pairs import NOTE_FIELDS, SIDES
 
 LOADER_FIELDS = ("input_ids", "lengths", "embedding_positions", "visual_positions",
@@ -35,7 +36,7 @@ class LoaderSettings:
     seed: int = 0
     epoch: int = 0
     flip_images: bool = True  # the paper's random horizontal flip, seeded per (epoch, note)
-    max_image_pixels: int = 40_000_000
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
     reader_workers: int = 1  # > 1 decodes in parallel but makes the batch order vary
 
 

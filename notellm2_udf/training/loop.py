@@ -18,6 +18,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
+
 log = logging.getLogger("notellm2.train")
 
 
@@ -36,7 +38,7 @@ class TrainSettings:
     checkpoint_every: int = 0  # steps; 0 = only at the end
     stop_at_step: int | None = None  # stop there (checkpointed) to continue with --resume
     use_gpu: bool = False
-    max_image_pixels: int = 40_000_000
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
     reader_workers: int = 1
 
 
@@ -69,31 +71,83 @@ def learning_rate(step: int, total_steps: int, settings: TrainSettings) -> float
     return settings.lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
 
+@dataclass
+class _Process:
+    """What one training process holds while it runs."""
+
+    settings: TrainSettings
+    rank: int
+    processes: int
+    device: object
+    model: object
+    processor: object
+    temperature: object
+    optimizer: object
+    trainable: list
+    history: list[dict]
+
+    def state(self, step: int):
+        from notellm2_udf.training.state import TrainingState
+
+        return TrainingState(step, self.optimizer.state_dict(), self.temperature.value,
+                             self.history)
+
+
 def train_process(plan: TrainPlan) -> dict | None:
     """Train from plan.start_step to the end (or stop_at_step); rank 0 returns a summary."""
-    import torch
-
-    from notellm2_udf.model.checkpoint import load_checkpoint, save_checkpoint
     from notellm2_udf.training import distributed
-    from notellm2_udf.training.curve import plot_training_curve
-    from notellm2_udf.training.data import LoaderSettings, model_inputs, open_batches
-    from notellm2_udf.training.loss import Temperature, training_loss
-    from notellm2_udf.training.state import (
-        TrainingState,
-        checkpoint_dir,
-        load_training_state,
-        save_training_checkpoint,
-    )
+    from notellm2_udf.training.data import LoaderSettings, open_batches
 
     settings = plan.settings
     distributed.start(settings.use_gpu)
+    run = _start_process(plan)
+    step = plan.start_step
+    last_step = min(plan.total_steps, settings.stop_at_step or plan.total_steps)
+    for epoch in range(plan.start_epoch, settings.epochs):
+        if step >= last_step:
+            break
+        loader_settings = LoaderSettings(
+            str(_model_dir(plan)), settings.batch_pairs, seed=settings.seed, epoch=epoch,
+            max_image_pixels=settings.max_image_pixels, reader_workers=settings.reader_workers)
+        steps_here = min((epoch + 1) * plan.steps_per_epoch, last_step) - step
+        converter = plan.converters[epoch - plan.start_epoch][run.rank]
+        with open_batches(converter, loader_settings) as batches:
+            # A step's time runs from the end of the previous one: waiting for data counts.
+            last_end = time.monotonic()
+            for batch in itertools.islice(batches, steps_here):
+                measured = _train_step(run, batch, step, plan.total_steps)
+                step += 1
+                seconds, last_end = time.monotonic() - last_end, time.monotonic()
+                record = {"step": step, "epoch": epoch, **measured, "seconds": seconds,
+                          "pairs_per_s": settings.batch_pairs * run.processes / seconds}
+                run.history.append(record)
+                if run.rank == 0:
+                    _after_step(run, record, step, plan.total_steps)
+    summary = _finish(run, plan, step) if run.rank == 0 else None
+    distributed.stop()
+    return summary
+
+
+def _model_dir(plan: TrainPlan) -> Path | str:
+    return Path(plan.resume_from) / "model" if plan.resume_from else plan.settings.init_model_dir
+
+
+def _start_process(plan: TrainPlan) -> _Process:
+    """The model (fp32 master weights; bf16 only inside autocast on a GPU), the optimizer and
+    the temperature of this process, restored from plan.resume_from if given."""
+    import torch
+
+    from notellm2_udf.model.checkpoint import load_checkpoint
+    from notellm2_udf.training import distributed
+    from notellm2_udf.training.loss import Temperature
+    from notellm2_udf.training.state import load_training_state
+
+    settings = plan.settings
     rank, processes = distributed.world()
     device = torch.device(f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if settings.use_gpu else "cpu")
     if device.type == "cpu":
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // processes))
-    model_dir = Path(plan.resume_from) / "model" if plan.resume_from else settings.init_model_dir
-    # fp32 master weights; bf16 only inside autocast on the GPU.
-    model, processor = load_checkpoint(model_dir, device=device)
+    model, processor = load_checkpoint(_model_dir(plan), device=device)
     model.train()
     model.vision_tower.eval()  # frozen: no dropout noise either
     temperature = Temperature().to(device)
@@ -110,78 +164,79 @@ def train_process(plan: TrainPlan) -> dict | None:
         with torch.no_grad():
             temperature.value.copy_(state.temperature)
         history = state.history
+    return _Process(settings, rank, processes, device, model, processor, temperature, optimizer,
+                    trainable, history)
 
-    step = plan.start_step
-    last_step = min(plan.total_steps, settings.stop_at_step or plan.total_steps)
-    use_micl = model.config.uses_micl
-    for epoch in range(plan.start_epoch, settings.epochs):
-        if step >= last_step:
-            break
-        loader_settings = LoaderSettings(
-            str(model_dir), settings.batch_pairs, seed=settings.seed, epoch=epoch,
-            max_image_pixels=settings.max_image_pixels, reader_workers=settings.reader_workers)
-        steps_here = min((epoch + 1) * plan.steps_per_epoch, last_step) - step
-        converter = plan.converters[epoch - plan.start_epoch][rank]
-        with open_batches(converter, loader_settings) as batches:
-            # A step's time runs from the end of the previous one: waiting for data counts.
-            last_end = time.monotonic()
-            for batch in itertools.islice(batches, steps_here):
-                # Re-seeded every step (dropout): a resumed run draws what an uninterrupted
-                # one would.
-                torch.manual_seed(zlib.crc32(f"{settings.seed}:{step}:{rank}".encode()))
-                lr = learning_rate(step, plan.total_steps, settings)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                inputs = {k: v.to(device) for k, v in model_inputs(batch).items()}
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                    output = model(**inputs)
-                losses = training_loss(
-                    distributed.gather_with_local_grad(output.embedding),
-                    distributed.gather_with_local_grad(output.visual_embedding),
-                    # gloo has no bool all_gather
-                    distributed.gather_with_local_grad(inputs["has_image"].long()).bool(),
-                    global_partners(settings.batch_pairs, processes, device),
-                    temperature.scale(), use_micl)
-                optimizer.zero_grad(set_to_none=False)
-                losses["loss"].backward()
-                for p in trainable + [temperature.value]:
-                    if p.grad is None:  # unused this step (no image in the batch): a zero step
-                        p.grad = torch.zeros_like(p)
-                distributed.sum_gradients(trainable)
-                optimizer.step()
-                step += 1
-                seconds, last_end = time.monotonic() - last_end, time.monotonic()
-                record = {"step": step, "epoch": epoch, "lr": lr,
-                          **{k: float(v) for k, v in losses.items()},
-                          "temperature": float(temperature.value), "seconds": seconds,
-                          "pairs_per_s": settings.batch_pairs * processes / seconds}
-                history.append(record)
-                if rank == 0:
-                    log.info("step %d/%d %s", step, plan.total_steps, json.dumps(record))
-                    if settings.checkpoint_every and step % settings.checkpoint_every == 0:
-                        save_training_checkpoint(
-                            checkpoint_dir(settings.output_dir, step), model, processor,
-                            TrainingState(step, optimizer.state_dict(), temperature.value, history))
-    summary = None
-    if rank == 0:
-        output = Path(settings.output_dir)
-        if step > plan.start_step and not (settings.checkpoint_every
-                                           and step % settings.checkpoint_every == 0):
-            save_training_checkpoint(checkpoint_dir(output, step), model, processor,
-                                     TrainingState(step, optimizer.state_dict(),
-                                                   temperature.value, history))
-        version = None
-        if step == plan.total_steps:  # an interrupted run leaves its step checkpoint only
-            version = save_checkpoint(model, processor, output / "model")
-        (output / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
-        if history:
-            plot_training_curve(history, output / "training_curve.png")
-        summary = {"steps": step, "total_steps": plan.total_steps, "model_version": version,
-                   "final_loss": history[-1]["loss"] if history else None,
-                   "temperature": float(temperature.value),
-                   "pairs_per_s": _throughput(history, settings.batch_pairs * processes)}
-    distributed.stop()
-    return summary
+
+def _train_step(run: _Process, batch, step: int, total_steps: int) -> dict:
+    """One optimizer step on the global batch; the record of its losses and rates."""
+    import torch
+
+    from notellm2_udf.training import distributed
+    from notellm2_udf.training.data import model_inputs
+    from notellm2_udf.training.loss import training_loss
+
+    settings = run.settings
+    # Re-seeded every step (dropout): a resumed run draws what an uninterrupted one would.
+    torch.manual_seed(zlib.crc32(f"{settings.seed}:{step}:{run.rank}".encode()))
+    lr = learning_rate(step, total_steps, settings)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    inputs = {k: v.to(run.device) for k, v in model_inputs(batch).items()}
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=run.device.type == "cuda"):
+        output = run.model(**inputs)
+    losses = training_loss(
+        distributed.gather_with_local_grad(output.embedding),
+        distributed.gather_with_local_grad(output.visual_embedding),
+        # gloo has no bool all_gather
+        distributed.gather_with_local_grad(inputs["has_image"].long()).bool(),
+        global_partners(settings.batch_pairs, run.processes, run.device),
+        run.temperature.scale(), run.model.config.uses_micl)
+    run.optimizer.zero_grad(set_to_none=False)
+    losses["loss"].backward()
+    for p in run.trainable + [run.temperature.value]:
+        if p.grad is None:  # unused this step (no image in the batch): a zero step
+            p.grad = torch.zeros_like(p)
+    distributed.sum_gradients(run.trainable)
+    run.optimizer.step()
+    return {"lr": lr, **{k: float(v) for k, v in losses.items()},
+            "temperature": float(run.temperature.value)}
+
+
+def _after_step(run: _Process, record: dict, step: int, total_steps: int) -> None:
+    """Rank 0: log the step, checkpoint every `checkpoint_every` steps."""
+    from notellm2_udf.training.state import checkpoint_dir, save_training_checkpoint
+
+    log.info("step %d/%d %s", step, total_steps, json.dumps(record))
+    every = run.settings.checkpoint_every
+    if every and step % every == 0:
+        save_training_checkpoint(checkpoint_dir(run.settings.output_dir, step), run.model,
+                                 run.processor, run.state(step))
+
+
+def _finish(run: _Process, plan: TrainPlan, step: int) -> dict:
+    """Rank 0: the last checkpoint, the final model (only when every step ran), the log and
+    the curve; returns the run's summary."""
+    from notellm2_udf.model.checkpoint import save_checkpoint
+    from notellm2_udf.training.curve import plot_training_curve
+    from notellm2_udf.training.state import checkpoint_dir, save_training_checkpoint
+
+    settings, history = run.settings, run.history
+    output = Path(settings.output_dir)
+    every = settings.checkpoint_every
+    if step > plan.start_step and not (every and step % every == 0):
+        save_training_checkpoint(checkpoint_dir(output, step), run.model, run.processor,
+                                 run.state(step))
+    version = None
+    if step == plan.total_steps:  # an interrupted run leaves its step checkpoint only
+        version = save_checkpoint(run.model, run.processor, output / "model")
+    (output / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+    if history:
+        plot_training_curve(history, output / "training_curve.png")
+    return {"steps": step, "total_steps": plan.total_steps, "model_version": version,
+            "final_loss": history[-1]["loss"] if history else None,
+            "temperature": float(run.temperature.value),
+            "pairs_per_s": _throughput(history, settings.batch_pairs * run.processes)}
 
 
 def global_partners(batch_pairs: int, processes: int, device):
