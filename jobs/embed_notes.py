@@ -26,7 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
-from notellm2_udf.pipeline.embedding import embeddings_rows, encode_notes, error_rows
+from notellm2_udf.pipeline.embedding import EMBEDDED, embeddings_rows, encode_notes, error_rows
 from notellm2_udf.pipeline.model_dir import check_model_dir
 from notellm2_udf.pipeline.notes import read_notes_day, split_duplicates
 from notellm2_udf.spark.delta_io import register_table, replace_days
@@ -135,7 +135,7 @@ def _summarise(summary: JobSummary, spark: SparkSession, settings: EmbedSettings
                encoded_df: DataFrame) -> None:
     counts = encoded_df.agg(
         F.count(F.lit(1)).alias("unique"),
-        F.sum(F.col("has_content").cast("int")).alias("embedded"),
+        F.sum(F.expr(EMBEDDED).cast("int")).alias("embedded"),
         F.sum(F.col("image_ok").cast("int")).alias("with_image"),
         F.countDistinct("worker_pid").alias("workers"),
         F.first("model_version").alias("model_version"),

@@ -18,8 +18,8 @@ from tests.conftest import REPO_ROOT
 ALLOWED = {
     "notellm2_udf.errors": set(),
     "notellm2_udf.atomic_files": set(),
-    "notellm2_udf.model": {"notellm2_udf.atomic_files"},
-    "notellm2_udf.inference": {"notellm2_udf.model"},
+    "notellm2_udf.model": {"notellm2_udf.errors", "notellm2_udf.atomic_files"},
+    "notellm2_udf.inference": {"notellm2_udf.errors", "notellm2_udf.model"},
     "notellm2_udf.spark": {"notellm2_udf.errors", "notellm2_udf.inference",
                            "notellm2_udf.model", "schemas"},
     "notellm2_udf.index": {"notellm2_udf.errors", "notellm2_udf.atomic_files",

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from notellm2_udf.errors import describe_error
 from notellm2_udf.inference.preparation import ProcessPreparer
 from notellm2_udf.model.checkpoint import load_checkpoint, model_version
 from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
@@ -37,8 +38,11 @@ class EncodeResult:
     visual_embeddings: [n, embed_dim] float32, unit norm; zeros where `has_content` is False.
     image_ok: [n] bool, False when the image was missing or refused.
     image_error: n entries, the reason an image that was present was refused, else None.
-    text_ok: [n] bool, False when title, topics and content are all empty.
+    text_ok: [n] bool, False when title, topics and content are all empty (or unusable).
+    text_error: n entries, why a note's text could not be used, else None.
     has_content: [n] bool = image_ok | text_ok. Rows without content are not encoded.
+    model_error: n entries, why the model failed on this note alone (it is quarantined:
+        embeddings all zeros), else None.
     """
 
     embeddings: np.ndarray
@@ -47,6 +51,14 @@ class EncodeResult:
     image_error: list[str | None]
     text_ok: np.ndarray
     has_content: np.ndarray
+    text_error: list[str | None]
+    model_error: list[str | None]
+
+    @property
+    def embedded(self) -> np.ndarray:
+        """[n] bool: rows with an embedding (content, and the model did not fail on them)."""
+        return self.has_content & np.asarray([error is None for error in self.model_error],
+                                             dtype=bool)
 
 
 def token_budget_batches(lengths: np.ndarray, batch_tokens: int) -> list[np.ndarray]:
@@ -166,21 +178,53 @@ class Encoder:
             if result.complete:
                 yield result.frame, result.finish()
 
-    def _encode_prepared(self, notes: PreparedNotes) -> tuple[np.ndarray, np.ndarray]:
-        """Embeddings of one prepared chunk; zeros for rows without content."""
+    def _encode_prepared(
+        self, notes: PreparedNotes
+    ) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+        """Embeddings of one prepared chunk (zeros for rows without content) and, per row,
+        why the model failed on it alone (None where it did not)."""
         shape = (len(notes.lengths), self.embed_dim)
         embeddings = torch.zeros(shape, dtype=torch.float32, device=self.device)
         visual_embeddings = torch.zeros(shape, dtype=torch.float32, device=self.device)
+        model_error: list[str | None] = [None] * len(notes.lengths)
         encodable = np.flatnonzero(notes.has_content)
         # Results stay on the device until the chunk is done: copying each batch back would
         # make the host wait for the GPU before it can collate the next batch.
         with torch.inference_mode():
             for batch in token_budget_batches(notes.lengths[encodable], self.batch_tokens):
-                rows = torch.from_numpy(encodable[batch]).to(self.device)
-                output = self.model(**self.processor.collate(notes, encodable[batch], self.device))
-                embeddings[rows] = output.embedding
-                visual_embeddings[rows] = output.visual_embedding
-        return embeddings.cpu().numpy(), visual_embeddings.cpu().numpy()
+                for rows, output in self._forward_isolating(notes, encodable[batch],
+                                                            model_error):
+                    index = torch.from_numpy(rows).to(self.device)
+                    embeddings[index] = output.embedding
+                    visual_embeddings[index] = output.visual_embedding
+        _check_not_systematic(model_error, len(encodable))
+        return embeddings.cpu().numpy(), visual_embeddings.cpu().numpy(), model_error
+
+    def _forward_isolating(self, notes: PreparedNotes, rows: np.ndarray,
+                           model_error: list[str | None]):
+        """(rows, model output) for `rows`; when the forward pass raises, the batch is split
+        in halves and retried, down to the single note that makes it fail, whose reason goes
+        into model_error. Errors that are no note's fault (out of memory) propagate."""
+        try:
+            yield rows, self.model(**self.processor.collate(notes, rows, self.device))
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as err:
+            if len(rows) == 1:
+                model_error[rows[0]] = f"model failed on this note ({describe_error(err)})"
+                return
+            half = len(rows) // 2
+            yield from self._forward_isolating(notes, rows[:half], model_error)
+            yield from self._forward_isolating(notes, rows[half:], model_error)
+
+
+def _check_not_systematic(model_error: list[str | None], encodable: int) -> None:
+    """A model that fails on every note of a chunk is broken (a bad checkpoint, a driver
+    error), not fed a poison note: fail the task loudly instead of quarantining the day."""
+    failed = [error for error in model_error if error is not None]
+    if encodable > 1 and len(failed) == encodable:
+        raise RuntimeError(f"the model failed on all {encodable} notes of a chunk, e.g. "
+                           f"{failed[0]}: not a note's fault, stopping")
 
 
 class _FrameResult:
@@ -193,16 +237,21 @@ class _FrameResult:
         self.visual_embeddings = np.zeros((n, embed_dim), dtype=np.float32)
         self.image_ok, self.text_ok = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         self.image_error: list[str | None] = []
+        self.text_error: list[str | None] = []
+        self.model_error: list[str | None] = []
 
     @property
     def complete(self) -> bool:
         return self.filled == len(self.frame)
 
-    def add(self, notes: PreparedNotes, embeddings: np.ndarray, visual: np.ndarray) -> None:
+    def add(self, notes: PreparedNotes, embeddings: np.ndarray, visual: np.ndarray,
+            model_error: list[str | None]) -> None:
         rows = slice(self.filled, self.filled + len(notes.lengths))
         self.embeddings[rows], self.visual_embeddings[rows] = embeddings, visual
         self.image_ok[rows], self.text_ok[rows] = notes.image_ok, notes.text_ok
         self.image_error.extend(notes.image_error)
+        self.text_error.extend(notes.text_error)
+        self.model_error.extend(model_error)
         self.filled = rows.stop
 
     def finish(self) -> EncodeResult:
@@ -213,6 +262,8 @@ class _FrameResult:
             image_error=self.image_error,
             text_ok=self.text_ok,
             has_content=self.image_ok | self.text_ok,
+            text_error=self.text_error,
+            model_error=self.model_error,
         )
 
 

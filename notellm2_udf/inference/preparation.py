@@ -69,6 +69,7 @@ def merge_prepared(parts: list[PreparedNotes]) -> PreparedNotes:
         image_ok=np.concatenate([part.image_ok for part in parts]),
         text_ok=np.concatenate([part.text_ok for part in parts]),
         image_error=[error for part in parts for error in part.image_error],
+        text_error=[error for part in parts for error in part.text_error],
         pixel_values=torch.cat([part.pixel_values for part in parts]),
         image_index=np.concatenate([
             np.where(part.image_index >= 0, part.image_index + offset, -1)

@@ -1,11 +1,11 @@
-"""Decoding untrusted note images into RGB PIL images, refusing bombs and broken data."""
+"""Decoding untrusted note images into upright RGB PIL images, refusing bombs and broken data."""
 
 import io
 import threading
 import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP")
@@ -28,12 +28,13 @@ def decode_image(
     allowed_formats: tuple[str, ...] = DEFAULT_FORMATS,
     draft_size: int | None = None,
 ) -> Image.Image:
-    """Decodes encoded image bytes to an RGB image (the first frame of an animation).
+    """Decodes encoded image bytes to an upright RGB image (the first frame of an animation).
 
     The width x height in the header is checked against `max_pixels` before any pixel is
     decoded, and Pillow's own DecompressionBombWarning is an error. With `draft_size`, JPEGs
     are decoded at the smallest DCT scale that keeps both sides >= draft_size (up to 8x fewer
-    pixels to decode; the processor resizes to the ViT's size anyway).
+    pixels to decode; the processor resizes to the ViT's size anyway). The EXIF orientation
+    is applied, so a phone photo stored sideways is seen as it was taken.
     Raises ImageDecodeError for empty, unknown or disallowed formats, bombs and corrupt data.
     Thread-safe: the encoder calls it from a pool of decoding threads.
     """
@@ -53,7 +54,16 @@ def decode_image(
         raise ImageDecodeError(f"decompression bomb: {err}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageDecodeError(f"corrupt or truncated image: {err}") from None
-    return to_rgb(image)
+    return to_rgb(upright(image))
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says; unturned when the EXIF is unreadable
+    (the pixels themselves are fine, so the note keeps its image)."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # any broken EXIF: struct.error, ValueError, KeyError, ...
+        return image
 
 
 def _open_header(data: bytes, allowed_formats: tuple[str, ...]) -> Image.Image:

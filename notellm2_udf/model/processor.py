@@ -9,13 +9,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from transformers import AutoImageProcessor, AutoTokenizer
 
+from notellm2_udf.errors import describe_error
 from notellm2_udf.model.configuration import NoteLLM2Config
 from notellm2_udf.model.images import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 from notellm2_udf.model.pixels import ImagePixels
-from notellm2_udf.model.prompt import PromptBuilder
+from notellm2_udf.model.prompt import NoteFields, PromptBuilder
+
+EMPTY_FIELDS = NoteFields(title="", topics="", content="")
 
 
 @dataclass
@@ -24,9 +26,10 @@ class PreparedNotes:
 
     input_ids: n int64 arrays (unpadded prompts). lengths, embedding_positions,
     visual_positions: [n] int64. image_ok, text_ok: [n] bool. image_error: n reasons (None
-    unless an image was present but refused). pixel_values: [image_ok.sum(), 3, H, W] uint8,
-    resized, in row order (`collate` normalises them); image_index: [n] int64 row -> index
-    into pixel_values (-1 without an image).
+    unless an image was present but refused). text_error: n reasons (None unless preparing
+    the text raised; the note then goes on without its text). pixel_values:
+    [image_ok.sum(), 3, H, W] uint8, resized, in row order (`collate` normalises them);
+    image_index: [n] int64 row -> index into pixel_values (-1 without an image).
     """
 
     input_ids: list[np.ndarray]
@@ -38,6 +41,7 @@ class PreparedNotes:
     image_error: list[str | None]
     pixel_values: torch.Tensor
     image_index: np.ndarray
+    text_error: list[str | None]
 
     @property
     def has_content(self) -> np.ndarray:
@@ -73,40 +77,33 @@ class NoteLLM2Processor:
     ) -> PreparedNotes:
         """`notes` contract columns (title, content, topics, image) -> PreparedNotes.
 
-        A missing or refused image leaves the image segment out of the prompt; empty text
-        leaves the fields as empty strings. Neither ever raises. With an executor, images are
-        decoded and preprocessed in its threads (the result does not depend on it).
+        The note is the unit of failure: whatever one note's bytes or text make any step
+        raise (decode, convert, resize, preprocess, tokenise), that note alone loses the part
+        that failed, with the reason in image_error / text_error, and goes on with what is
+        left. A missing or refused image leaves the image segment out of the prompt; empty
+        text leaves the fields as empty strings. Nothing here raises for a note's content.
+        With an executor, images are decoded and resized in its threads, each image right
+        after its decoding (the result does not depend on it).
         """
         n = len(notes_pdf)
-        images, image_error = [], [None] * n
+        prepared = list((executor.map if executor is not None else map)(
+            lambda data: self._image_pixels(data, max_image_pixels),
+            _column(notes_pdf, "image", n)))
+        image_error = [error for _, error in prepared]
         image_index = np.full(n, -1, dtype=np.int64)
-
-        def decode(data) -> Image.Image | ImageDecodeError | None:
-            if data is None or (isinstance(data, float) and np.isnan(data)):
-                return None
-            try:
-                return decode_image(bytes(data), max_pixels=max_image_pixels,
-                                    draft_size=self.image_size)
-            except ImageDecodeError as err:
-                return err
-
-        decoded = (executor.map if executor is not None else map)(
-            decode, _column(notes_pdf, "image", n))
-        for row, image in enumerate(decoded):
-            if isinstance(image, ImageDecodeError):
-                image_error[row] = image.reason
-            elif image is not None:
-                image_index[row] = len(images)
-                images.append(image)
+        pixels = []
+        for row, (row_pixels, _) in enumerate(prepared):
+            if row_pixels is not None:
+                image_index[row] = len(pixels)
+                pixels.append(row_pixels)
         image_ok = image_index >= 0
-        fields = [
-            self.prompt.prepare_fields(title, content, topics)
-            for title, content, topics in zip(
-                _column(notes_pdf, "title", n), _column(notes_pdf, "content", n),
-                _column(notes_pdf, "topics", n),
-            )
-        ]
-        input_ids, embedding_positions, visual_positions = self.prompt.tokenize(fields, image_ok)
+        texts = [self._text_fields(title, content, topics) for title, content, topics in zip(
+            _column(notes_pdf, "title", n), _column(notes_pdf, "content", n),
+            _column(notes_pdf, "topics", n))]
+        fields = [text for text, _ in texts]
+        text_error = [error for _, error in texts]
+        input_ids, embedding_positions, visual_positions = self._tokenize(
+            fields, image_ok, text_error)
         return PreparedNotes(
             input_ids=input_ids,
             lengths=embedding_positions + 1,
@@ -115,9 +112,53 @@ class NoteLLM2Processor:
             image_ok=image_ok,
             text_ok=np.asarray([not f.is_empty for f in fields], dtype=bool),
             image_error=image_error,
-            pixel_values=self.pixels.resize(images, executor),
+            pixel_values=torch.stack(pixels) if pixels else self.pixels.empty(),
             image_index=image_index,
+            text_error=text_error,
         )
+
+    def _image_pixels(self, data, max_image_pixels: int) -> tuple[torch.Tensor | None,
+                                                                    str | None]:
+        """(resized uint8 pixels, None), (None, why the image was refused) or (None, None)
+        for a note without an image."""
+        if data is None or (isinstance(data, float) and np.isnan(data)):
+            return None, None
+        try:
+            image = decode_image(bytes(data), max_pixels=max_image_pixels,
+                                 draft_size=self.image_size)
+            return self.pixels.resize(image), None
+        except ImageDecodeError as err:
+            return None, err.reason
+        # No allow list: whatever a note's bytes make Pillow or the image processor raise
+        # (struct.error, IndexError, MemoryError, ...) refuses that image, not the batch.
+        except Exception as err:
+            return None, f"unreadable image ({describe_error(err)})"
+
+    def _text_fields(self, title, content, topics) -> tuple[NoteFields, str | None]:
+        try:
+            return self.prompt.prepare_fields(title, content, topics), None
+        except Exception as err:  # the note's text is data: any failure drops that text only
+            return EMPTY_FIELDS, f"unusable text ({describe_error(err)})"
+
+    def _tokenize(self, fields: list[NoteFields], image_ok: np.ndarray,
+                  text_error: list[str | None]):
+        """prompt.tokenize over all notes; if it raises, note by note, and a note whose
+        text cannot be tokenised is tokenised without its text."""
+        try:
+            return self.prompt.tokenize(fields, image_ok)
+        except Exception:
+            pass
+        parts = []
+        for row, (note_fields, has_image) in enumerate(zip(fields, image_ok)):
+            try:
+                parts.append(self.prompt.tokenize([note_fields], np.asarray([has_image])))
+            except Exception as err:
+                fields[row] = EMPTY_FIELDS
+                text_error[row] = f"text could not be tokenised ({describe_error(err)})"
+                parts.append(self.prompt.tokenize([EMPTY_FIELDS], np.asarray([has_image])))
+        return ([ids for part in parts for ids in part[0]],
+                np.concatenate([part[1] for part in parts]),
+                np.concatenate([part[2] for part in parts]))
 
     def collate(
         self, notes: PreparedNotes, rows: np.ndarray, device: torch.device | str | None = None

@@ -39,6 +39,8 @@ ENCODED_SCHEMA = T.StructType([
     T.StructField("image_ok", T.BooleanType(), False),
     T.StructField("image_error", T.StringType(), True),
     T.StructField("has_content", T.BooleanType(), False),
+    T.StructField("text_error", T.StringType(), True),
+    T.StructField("model_error", T.StringType(), True),
     T.StructField("model_version", T.StringType(), False),
     # Which Python worker encoded the row and how many times it had loaded a model by then:
     # operations evidence that the model is loaded once per worker.
@@ -112,11 +114,13 @@ def _encoded_frame(notes_pdf: pd.DataFrame, result, model_version: str) -> pd.Da
         "dt": notes_pdf["dt"].to_numpy(),
         "note_id": notes_pdf["note_id"].to_numpy(),
         "embedding": [vector if ok else None for vector, ok in
-                      zip(embeddings, result.has_content)],
+                      zip(embeddings, result.embedded)],
         "visual_embedding": visual,
         "image_ok": result.image_ok,
         "image_error": result.image_error,
         "has_content": result.has_content,
+        "text_error": result.text_error,
+        "model_error": result.model_error,
         "model_version": model_version,
         "worker_pid": os.getpid(),
         "worker_model_loads": MODELS.loads,

@@ -163,7 +163,7 @@ def test_pixels_stay_uint8_until_collate_normalises_them_like_the_image_processo
         tiny_processor):
     images = [decode_image(image_bytes(i, size=(60 + 7 * i, 45 + 3 * i), fmt=fmt))
               for i, fmt in enumerate(["PNG", "JPEG", "GIF", "WEBP"])]
-    resized = tiny_processor.pixels.resize(images)
+    resized = torch.stack([tiny_processor.pixels.resize(image) for image in images])
     assert resized.dtype == torch.uint8 and resized.shape == (4, 3, 32, 32)
     expected = tiny_processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
     # The same float64 rescale and float32 normalisation: identical values, not just close.
