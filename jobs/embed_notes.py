@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
 from notellm2_udf.pipeline.embedding import EMBEDDED, embeddings_rows, encode_notes, error_rows
 from notellm2_udf.pipeline.model_dir import check_model_dir
-from notellm2_udf.pipeline.notes import read_notes_day, split_duplicates
+from notellm2_udf.pipeline.notes import drop_invalid_utf8, read_notes_day, split_duplicates
 from notellm2_udf.spark.delta_io import register_table, replace_days
 from notellm2_udf.spark.embed_udf import EncoderSettings
 from notellm2_udf.spark.job_args import day_arg, positive_int_arg
@@ -114,12 +114,14 @@ def run(spark: SparkSession, settings: EmbedSettings, summary: JobSummary) -> No
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
     notes_df = read_notes_day(spark, settings.notes, settings.date)
     unique_df, duplicate_errors_df = split_duplicates(notes_df)
+    unique_df, utf8_errors_df = drop_invalid_utf8(unique_df)
     partitions = settings.partitions or 4 * spark.sparkContext.defaultParallelism
     encoded_df = encode_notes(unique_df.repartition(partitions, "note_id"),
                               settings.encoder).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         embeddings_df = embeddings_rows(encoded_df, settings.date)
-        errors_df = error_rows(encoded_df, settings.date).unionByName(duplicate_errors_df)
+        errors_df = (error_rows(encoded_df, settings.date).unionByName(duplicate_errors_df)
+                     .unionByName(utf8_errors_df))
         log.info("embedding the notes of %s (the model runs while the first table is written)",
                  settings.date)
         replace_days(embeddings_df, NOTE_EMBEDDINGS, settings.embeddings, settings.date)

@@ -13,15 +13,17 @@ from jobs.embed_notes import check_model_dir, read_notes_day, split_duplicates
 from notellm2_udf.spark.delta_io import replace_days
 from notellm2_udf.spark.job_runtime import JobInputError
 from schemas import NOTES
-from tests.jobs.embed.conftest import DAY, EXPECTED
+from tests.jobs.embed.conftest import DAY, EXPECTED, INVALID_UTF8_NOTES, invalid_utf8_notes_df
 
 
 @pytest.fixture(scope="module")
 def notes_location(spark, day_notes_pdf, tmp_path_factory):
     location = str(tmp_path_factory.mktemp("embed") / "notes")
     other_day = day_notes_pdf.head(5).assign(dt="2026-11-24")
-    for pdf, day in ((day_notes_pdf, DAY), (other_day, "2026-11-24")):
-        replace_days(spark.createDataFrame(pdf, NOTES.schema), NOTES, location, day)
+    day_df = spark.createDataFrame(day_notes_pdf, NOTES.schema).unionByName(
+        invalid_utf8_notes_df(spark, DAY))
+    replace_days(day_df, NOTES, location, DAY)
+    replace_days(spark.createDataFrame(other_day, NOTES.schema), NOTES, location, "2026-11-24")
     return location
 
 
@@ -46,7 +48,7 @@ def test_every_note_is_embedded_or_explained(job_run, day_notes_pdf):
     embeddings_pdf, errors_pdf = job_run[-1]
     assert set(embeddings_pdf["dt"]) == {DAY} and set(errors_pdf["dt"]) == {DAY}
     accounted = set(embeddings_pdf["note_id"]) | set(errors_pdf["note_id"])
-    assert accounted == set(day_notes_pdf["note_id"])
+    assert accounted == set(day_notes_pdf["note_id"]) | {note[0] for note in INVALID_UTF8_NOTES}
     assert embeddings_pdf["note_id"].is_unique
     sample_ids = set(day_notes_pdf["note_id"][~day_notes_pdf["note_id"].isin(EXPECTED)])
     assert sample_ids <= set(embeddings_pdf["note_id"])
@@ -118,7 +120,7 @@ def test_tables_are_registered_by_name(spark, job_run):
     assert spark.table("notellm2.note_embeddings").where(F.col("dt") == DAY).count() == len(
         embeddings_pdf)
     stages = {r["stage"] for r in spark.table("notellm2.embedding_errors").collect()}
-    assert stages == {"image", "input", "duplicate"}
+    assert stages == {"image", "input", "duplicate", "text"}
 
 
 def test_only_the_days_partition_is_read(spark, notes_location):
@@ -189,3 +191,37 @@ def test_bad_date_flag_is_refused_by_argparse(capsys):
                                 "m", "--embeddings", "e", "--errors", "r"])
     assert exit_info.value.code == 2
     assert "date must be yyyy-MM-dd" in capsys.readouterr().err
+
+
+def test_notes_with_wrong_column_types_exit_2_naming_each(spark, tiny_checkpoint, tmp_path,
+                                                          capsys):
+    location = str(tmp_path / "drifted")
+    spark.createDataFrame(
+        [(DAY, "n1", "title", "body", "tag-as-string", "image-as-string")],
+        "dt string, note_id string, title string, content string, topics string, image string",
+    ).write.format("delta").partitionBy("dt").save(location)
+    code = embed_notes.main(["--date", DAY, "--notes", location, "--model", str(tiny_checkpoint),
+                             "--embeddings", str(tmp_path / "e"), "--errors", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0] == (f"embed_notes: notes table {location} has contract columns of the wrong "
+                      "type: topics: expected array<string>, found string; image: expected "
+                      "binary, found string")
+    assert not (tmp_path / "e").exists() and not (tmp_path / "r").exists()
+
+
+def test_lossless_type_drift_is_cast_and_embedded(spark, tiny_checkpoint, tmp_path):
+    location = str(tmp_path / "typed")
+    spark.createDataFrame(
+        [(12345678901, "a title", "a body", ["t"], None),
+         (42, "another", None, None, None)],
+        "note_id bigint, title string, content string, topics array<string>, image binary",
+    ).withColumn("dt", F.to_date(F.lit(DAY))).write.format("delta").partitionBy("dt").save(
+        location)
+    out = tmp_path / "out"
+    assert embed_notes.main(["--date", DAY, "--notes", location, "--model", str(tiny_checkpoint),
+                             "--embeddings", str(out / "e"), "--errors", str(out / "r")]) == 0
+    rows = spark.read.format("delta").load(str(out / "e")).select("dt", "note_id").collect()
+    assert sorted((row["dt"], row["note_id"]) for row in rows) == [(DAY, "12345678901"),
+                                                                     (DAY, "42")]
+
