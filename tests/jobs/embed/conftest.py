@@ -166,7 +166,8 @@ def crafted_notes() -> pd.DataFrame:
         _bad_note("ok-emoji-and-rtl", jpeg, title="😀🇨🇳 \u202eevil\u202c ﷽ e\u0301",
                   content="𝕏 " * 50),
         _bad_note("ok-megabyte-content", None, content="长" * 1_000_000),
-        _bad_note("ok-thousands-of-hashtags", None, content=" ".join(f"#t{i}#" for i in range(5000))),
+        _bad_note("ok-thousands-of-hashtags", None,
+                  content=" ".join(f"#t{i}#" for i in range(5000))),
         {**_bad_note("ok-topics-with-nulls", None), "topics": [None, "a", None, "", "b" * 500]},
         _bad_note("ok-whitespace-text-with-image", jpeg, title=" \n\t ", content="\u3000 "),
         _bad_note("bad-whitespace-text-only", None, title=" \t", content="\n\n"),
@@ -177,9 +178,9 @@ def crafted_notes() -> pd.DataFrame:
 # Text that is not valid UTF-8 cannot be built as a Python string: these notes are written as
 # bytes and cast to strings in Spark (as a producer writing another encoding would).
 INVALID_UTF8_NOTES = [
-    # note_id, title bytes, content bytes, image
-    ("bad-utf8-title", b"caf\xe9 latin-1", b"valid body", "jpeg"),
-    ("bad-utf8-everything-no-image", b"\xff\xfe", b"\xc3\x28", None),
+    # note_id, title bytes, content bytes, topic bytes, with an image
+    ("bad-utf8-title", b"caf\xe9 latin-1", b"valid body", b"tag", True),
+    ("bad-utf8-everything-no-image", b"\xff\xfe", b"\xc3\x28", b"\xe2\x82", False),
 ]
 
 
@@ -187,13 +188,14 @@ def invalid_utf8_notes_df(spark, day: str):
     from pyspark.sql import functions as F
 
     jpeg = _encoded(Image.new("RGB", (48, 40), (200, 30, 30)), "JPEG")
-    rows = [(day, note_id, title, content, jpeg if image else None)
-            for note_id, title, content, image in INVALID_UTF8_NOTES]
+    rows = [(day, note_id, title, content, topic, jpeg if image else None)
+            for note_id, title, content, topic, image in INVALID_UTF8_NOTES]
     return spark.createDataFrame(
-        rows, "dt string, note_id string, title binary, content binary, image binary",
+        rows, "dt string, note_id string, title binary, content binary, topic binary, "
+              "image binary",
     ).select("dt", "note_id", F.col("title").cast("string").alias("title"),
              F.col("content").cast("string").alias("content"),
-             F.array(F.lit("tag")).alias("topics"), "image")
+             F.array(F.col("topic").cast("string")).alias("topics"), "image")
 
 
 @pytest.fixture(scope="session")
