@@ -170,7 +170,8 @@ def crafted_notes() -> pd.DataFrame:
                   content=" ".join(f"#t{i}#" for i in range(5000))),
         {**_bad_note("ok-topics-with-nulls", None), "topics": [None, "a", None, "", "b" * 500]},
         _bad_note("ok-whitespace-text-with-image", jpeg, title=" \n\t ", content="\u3000 "),
-        _bad_note("bad-whitespace-text-only", None, title=" \t", content="\n\n"),
+        {**_bad_note("bad-whitespace-text-only", None, title=" \t", content="\n\n"),
+         "topics": [" ", "\u3000"]},
     ]
     return pd.DataFrame(rows)
 
