@@ -90,3 +90,19 @@ def test_without_a_gpu_tasks_use_the_cpu(spark):
     devices = spark.sparkContext.parallelize(range(2), 2).mapPartitions(
         lambda _: [task_device()]).collect()
     assert devices == ["cpu", "cpu"]
+
+
+def test_a_day_of_large_screenshots_embeds_under_a_python_worker_memory_limit(
+        private_install, tiny_checkpoint, tmp_path, spark_submit):
+    """24 PNG screenshots of 7.7 megapixels (23 MB each decoded) in one Arrow batch, with the
+    Python worker limited to 4500 MiB of address space (torch alone maps about 3.2 GiB).
+    Each image is resized right after decoding, so the worker holds one original at a time;
+    the release before held a whole chunk's originals and died here with MemoryError."""
+    env, _ = private_install
+    report = _result(run_process(
+        [str(spark_submit), "--master", "local[1]",
+         "--conf", "spark.executor.pyspark.memory=4500m",
+         str(SCRIPTS / "embed_under_memory_limit.py"), str(tmp_path / "notes"), DAY,
+         str(tiny_checkpoint), str(tmp_path / "out"), "24"], env, timeout=900))
+    assert report == {"exit_code": 0, "embedded": 24, "with_image": 24,
+                      "limit_refused_8gib": True}
