@@ -1,7 +1,8 @@
 """Embed one day of notes: `notes` partition -> `note_embeddings` + `embedding_errors`.
 
     spark-submit jobs/embed_notes.py --date 2026-11-25 --notes URI --model DIR \
-        --embeddings URI --errors URI [--batch-size N] [--max-image-pixels N] \
+        --embeddings URI --errors URI [--batch-size N] [--batch-bytes N] \
+        [--max-image-pixels N] \
         [--batch-tokens N] [--partitions N] [--compile] [--prepare-processes N]
 
 URIs are Delta table locations; DIR is a NoteLLM-2 checkpoint readable from every executor.
@@ -39,6 +40,9 @@ from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS
 log = logging.getLogger("notellm2.embed_notes")
 
 DEFAULT_BATCH_SIZE = 512
+# An Arrow batch carries the notes' encoded images: 512 notes of 20 MB screenshots would be
+# 10 GB in one Python worker. Spark cuts a batch at whichever limit comes first.
+DEFAULT_BATCH_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class EmbedSettings:
     embeddings: str
     errors: str
     batch_size: int = DEFAULT_BATCH_SIZE
+    batch_bytes: int = DEFAULT_BATCH_BYTES
     batch_tokens: int | None = None
     partitions: int | None = None
     max_image_pixels: int = DEFAULT_MAX_PIXELS
@@ -74,6 +79,10 @@ def parse_args(argv: Sequence[str] | None) -> EmbedSettings:
                         help="notes per Arrow batch handed to the encoder "
                              f"(default {DEFAULT_BATCH_SIZE}); the encoder sorts and "
                              "re-batches them by a token budget")
+    parser.add_argument("--batch-bytes", type=positive_int_arg, default=DEFAULT_BATCH_BYTES,
+                        help="bytes per Arrow batch at most, images included (default "
+                             f"{DEFAULT_BATCH_BYTES}); a batch ends at whichever of "
+                             "--batch-size and --batch-bytes comes first")
     parser.add_argument("--batch-tokens", type=positive_int_arg, default=None,
                         help="token budget of one forward pass (default: the encoder's, "
                              "by device)")
@@ -93,7 +102,8 @@ def parse_args(argv: Sequence[str] | None) -> EmbedSettings:
     args = parser.parse_args(argv)
     return EmbedSettings(
         date=args.date, notes=args.notes, model=args.model, embeddings=args.embeddings,
-        errors=args.errors, batch_size=args.batch_size, batch_tokens=args.batch_tokens,
+        errors=args.errors, batch_size=args.batch_size, batch_bytes=args.batch_bytes,
+        batch_tokens=args.batch_tokens,
         partitions=args.partitions, max_image_pixels=args.max_image_pixels,
         compile=args.compile, prepare_processes=args.prepare_processes or 0)
 
@@ -112,6 +122,7 @@ def run(spark: SparkSession, settings: EmbedSettings, summary: JobSummary) -> No
     """Embed the day and replace it in both tables; facts of the run go to `summary`."""
     check_model_dir(settings.model)
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
+    spark.conf.set("spark.sql.execution.arrow.maxBytesPerBatch", str(settings.batch_bytes))
     notes_df = read_notes_day(spark, settings.notes, settings.date)
     unique_df, duplicate_errors_df = split_duplicates(notes_df)
     unique_df, utf8_errors_df = drop_invalid_utf8(unique_df)

@@ -24,10 +24,11 @@ from notellm2_udf.model.processor import PreparedNotes
 # Tokens (rows x longest row) per forward pass. A 7B-class LLM in bf16 on an 80 GB GPU
 # handles 16k-token batches comfortably; on a CPU smaller batches waste less on padding.
 DEFAULT_BATCH_TOKENS = {"cuda": 16384, "cpu": 4096}
-# Notes prepared (images decoded and resized) at a time: bounds the pixel memory
-# (1024 x 3 x 224 x 224 uint8 = 150 MB, two chunks in flight) while still sorting enough
-# notes by length.
-DEFAULT_CHUNK_ROWS = 1024
+# Prepared pixels (uint8, resized) per chunk; two chunks are in flight (one encoded, one
+# being prepared). 128 MiB is 891 notes at 224 px (3 x 224 x 224 bytes each), 222 at 448 px:
+# the bound holds in bytes whatever the vision tower's size, and a chunk still sorts
+# hundreds of notes by length.
+DEFAULT_CHUNK_BYTES = 128 << 20
 
 
 @dataclass
@@ -93,7 +94,8 @@ class Encoder:
     the caller sets to the CPUs it owns), or, with `prepare_processes=N`, by N worker
     processes (no interpreter lock shared with the thread driving the GPU; `close()` stops
     them). `compile=True` compiles the vision tower and the LLM with torch.compile (dynamic
-    shapes): slower first batches, faster steady state.
+    shapes): slower first batches, faster steady state. A chunk holds at most `chunk_bytes`
+    of prepared pixels (or `chunk_rows` notes when given).
     """
 
     def __init__(
@@ -103,7 +105,8 @@ class Encoder:
         *,
         batch_tokens: int | None = None,
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
-        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        chunk_rows: int | None = None,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         threads: int | None = None,
         prepare_processes: int = 0,
         compile: bool = False,
@@ -116,7 +119,8 @@ class Encoder:
         self.model_version = model_version(model_dir)
         self.batch_tokens = batch_tokens or DEFAULT_BATCH_TOKENS.get(self.device.type, 4096)
         self.max_image_pixels = max_image_pixels
-        self.chunk_rows = chunk_rows
+        pixel_bytes = 3 * self.processor.image_size ** 2
+        self.chunk_rows = chunk_rows or max(1, chunk_bytes // pixel_bytes)
         self.threads = threads or torch.get_num_threads()
         self._preparer = (ProcessPreparer(model_dir, prepare_processes, max_image_pixels)
                           if prepare_processes else None)
