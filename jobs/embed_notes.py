@@ -3,7 +3,8 @@
     spark-submit jobs/embed_notes.py --date 2026-11-25 --notes URI --model DIR \
         --embeddings URI --errors URI [--batch-size N] [--batch-bytes N] \
         [--max-image-pixels N] \
-        [--batch-tokens N] [--partitions N] [--compile] [--prepare-processes N]
+        [--batch-tokens N] [--partitions N] [--compile] [--prepare-processes N] \
+        [--image-decode auto|cpu|gpu]
 
 URIs are Delta table locations; DIR is a NoteLLM-2 checkpoint readable from every executor.
 Every note_id of the day ends up in `note_embeddings` or `embedding_errors` (or both: a note
@@ -26,6 +27,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from notellm2_udf.inference import IMAGE_DECODES
 from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
 from notellm2_udf.pipeline.embedding import EMBEDDED, embeddings_rows, encode_notes, error_rows
 from notellm2_udf.pipeline.model_dir import check_model_dir
@@ -61,11 +63,13 @@ class EmbedSettings:
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     compile: bool = False
     prepare_processes: int = 0
+    image_decode: str = "auto"
 
     @property
     def encoder(self) -> EncoderSettings:
         return EncoderSettings(self.model, self.max_image_pixels, self.batch_tokens,
-                               compile=self.compile, prepare_processes=self.prepare_processes)
+                               compile=self.compile, prepare_processes=self.prepare_processes,
+                               image_decode=self.image_decode)
 
 
 def parse_args(argv: Sequence[str] | None) -> EmbedSettings:
@@ -99,13 +103,18 @@ def parse_args(argv: Sequence[str] | None) -> EmbedSettings:
     parser.add_argument("--prepare-processes", type=positive_int_arg, default=None,
                         help="decode images and tokenise in N worker processes per encoding "
                              "task instead of threads (default: threads, one per task CPU)")
+    parser.add_argument("--image-decode", choices=IMAGE_DECODES, default="auto",
+                        help="where JPEGs are decoded and resized: gpu (nvJPEG on the task's "
+                             "GPU; other formats and rejected JPEGs fall back to the CPU note "
+                             "by note), cpu (Pillow), auto (gpu when the task has one; default)")
     args = parser.parse_args(argv)
     return EmbedSettings(
         date=args.date, notes=args.notes, model=args.model, embeddings=args.embeddings,
         errors=args.errors, batch_size=args.batch_size, batch_bytes=args.batch_bytes,
         batch_tokens=args.batch_tokens,
         partitions=args.partitions, max_image_pixels=args.max_image_pixels,
-        compile=args.compile, prepare_processes=args.prepare_processes or 0)
+        compile=args.compile, prepare_processes=args.prepare_processes or 0,
+        image_decode=args.image_decode)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -152,6 +161,8 @@ def _summarise(summary: JobSummary, spark: SparkSession, settings: EmbedSettings
         F.sum(F.col("image_ok").cast("int")).alias("with_image"),
         F.countDistinct("worker_pid").alias("workers"),
         F.first("model_version").alias("model_version"),
+        F.sum("input_wait_s").alias("input_wait_s"),
+        F.sum("encode_s").alias("encode_s"),
     ).first()
     errors = {row["stage"]: row["count"] for row in spark.read.format("delta")
               .load(settings.errors).where(F.col("dt") == settings.date)
@@ -164,8 +175,15 @@ def _summarise(summary: JobSummary, spark: SparkSession, settings: EmbedSettings
     summary.add("with_image", counts["with_image"] or 0)
     summary.add("errors_by_stage", json.dumps(dict(sorted(errors.items()))))
     summary.add("notes_per_s", round((counts["unique"] or 0) / max(summary.elapsed_s, 1e-9), 1))
+    summary.add("input_wait_share", _share(counts["input_wait_s"], counts["encode_s"]))
     summary.add("workers", counts["workers"])
     summary.add("model_version", counts["model_version"])
+
+
+def _share(waiting: float | None, working: float | None) -> float | None:
+    """Waiting / (waiting + working), 3 decimals; None when nothing was encoded."""
+    total = (waiting or 0.0) + (working or 0.0)
+    return round((waiting or 0.0) / total, 3) if total else None
 
 
 if __name__ == "__main__":

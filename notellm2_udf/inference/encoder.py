@@ -5,6 +5,7 @@ its Arrow batches through `encode_frames`. The Encoder leaves torch's thread set
 caller.
 """
 
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,6 +17,8 @@ import pandas as pd
 import torch
 
 from notellm2_udf.errors import describe_error
+from notellm2_udf.inference import IMAGE_DECODES
+from notellm2_udf.inference.device_images import DeviceJpegDecoder, device_decoding_available
 from notellm2_udf.inference.preparation import ProcessPreparer
 from notellm2_udf.model.checkpoint import load_checkpoint, model_version
 from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
@@ -44,6 +47,9 @@ class EncodeResult:
     has_content: [n] bool = image_ok | text_ok. Rows without content are not encoded.
     model_error: n entries, why the model failed on this note alone (it is quarantined:
         embeddings all zeros), else None.
+    input_wait_s, encode_s: seconds the encoder waited for prepared inputs, and spent
+        encoding, on this frame's chunks (the share of waiting says whether preparation or
+        the model sets the pace).
     """
 
     embeddings: np.ndarray
@@ -54,6 +60,8 @@ class EncodeResult:
     has_content: np.ndarray
     text_error: list[str | None]
     model_error: list[str | None]
+    input_wait_s: float = 0.0
+    encode_s: float = 0.0
 
     @property
     def embedded(self) -> np.ndarray:
@@ -75,6 +83,24 @@ def token_budget_batches(lengths: np.ndarray, batch_tokens: int) -> list[np.ndar
     return batches
 
 
+def resolve_image_decode(image_decode: str, device: torch.device, prepare_processes: int) -> str:
+    """"cpu" (Pillow in threads or processes) or "gpu" (JPEGs on the model's device).
+
+    "auto" takes "gpu" on a CUDA device when torchvision is installed. "gpu" on a CPU device
+    runs the same torchvision path on the CPU (what the tests do)."""
+    if image_decode not in IMAGE_DECODES:
+        raise ValueError(f"image_decode must be one of {IMAGE_DECODES}, got {image_decode!r}")
+    if image_decode == "auto":
+        wanted = device.type == "cuda" and not prepare_processes and device_decoding_available()
+        return "gpu" if wanted else "cpu"
+    if image_decode == "gpu" and prepare_processes:
+        raise ValueError("image_decode='gpu' decodes in the encoding process: "
+                         "it does not combine with prepare_processes")
+    if image_decode == "gpu" and not device_decoding_available():
+        raise ValueError("image_decode='gpu' needs torchvision")
+    return image_decode
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -94,8 +120,9 @@ class Encoder:
     the caller sets to the CPUs it owns), or, with `prepare_processes=N`, by N worker
     processes (no interpreter lock shared with the thread driving the GPU; `close()` stops
     them). `compile=True` compiles the vision tower and the LLM with torch.compile (dynamic
-    shapes): slower first batches, faster steady state. A chunk holds at most `chunk_bytes`
-    of prepared pixels (or `chunk_rows` notes when given).
+    shapes): slower first batches, faster steady state. `image_decode` chooses where JPEGs
+    are decoded and resized ("auto": on a GPU when there is one). A chunk holds at most
+    `chunk_bytes` of prepared pixels (or `chunk_rows` notes when given).
     """
 
     def __init__(
@@ -110,6 +137,7 @@ class Encoder:
         threads: int | None = None,
         prepare_processes: int = 0,
         compile: bool = False,
+        image_decode: str = "auto",
     ):
         self.device = resolve_device(device)
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
@@ -124,6 +152,14 @@ class Encoder:
         self.threads = threads or torch.get_num_threads()
         self._preparer = (ProcessPreparer(model_dir, prepare_processes, max_image_pixels)
                           if prepare_processes else None)
+        self.image_decode = resolve_image_decode(image_decode, self.device, prepare_processes)
+        self._device_decoder = (
+            DeviceJpegDecoder(self.processor.pixels, self.device, max_image_pixels)
+            if self.image_decode == "gpu" else None)
+        # Device decoding runs in the preparing thread on its own CUDA stream, so that it
+        # overlaps the model's kernels on the default stream.
+        self._decode_stream = (torch.cuda.Stream(self.device)
+                               if self._device_decoder and self.device.type == "cuda" else None)
 
     @property
     def embed_dim(self) -> int:
@@ -167,8 +203,16 @@ class Encoder:
     def _prepare(self, chunk: pd.DataFrame, decoders: ThreadPoolExecutor) -> PreparedNotes:
         if self._preparer is not None:
             return self._preparer.prepare(chunk)
-        return self.processor.prepare_notes(chunk, max_image_pixels=self.max_image_pixels,
-                                            executor=decoders)
+        if self._decode_stream is None:
+            return self.processor.prepare_notes(chunk, max_image_pixels=self.max_image_pixels,
+                                                executor=decoders,
+                                                device_decoder=self._device_decoder)
+        with torch.cuda.stream(self._decode_stream):
+            notes = self.processor.prepare_notes(chunk, max_image_pixels=self.max_image_pixels,
+                                                 executor=decoders,
+                                                 device_decoder=self._device_decoder)
+        self._decode_stream.synchronize()
+        return notes
 
     def _encode_oldest(
         self, in_flight: deque, keep: int
@@ -177,8 +221,12 @@ class Encoder:
         while len(in_flight) > keep:
             result, future = in_flight.popleft()
             if future is not None:
+                waited = time.monotonic()
                 notes = future.result()
+                started = time.monotonic()
                 result.add(notes, *self._encode_prepared(notes))
+                result.input_wait_s += started - waited
+                result.encode_s += time.monotonic() - started
             if result.complete:
                 yield result.frame, result.finish()
 
@@ -192,6 +240,10 @@ class Encoder:
         visual_embeddings = torch.zeros(shape, dtype=torch.float32, device=self.device)
         model_error: list[str | None] = [None] * len(notes.lengths)
         encodable = np.flatnonzero(notes.has_content)
+        if notes.pixel_values.is_cuda:
+            # Made on the decoding stream, used on this one: the allocator must not reuse
+            # the memory before this stream is done with it.
+            notes.pixel_values.record_stream(torch.cuda.current_stream(self.device))
         # Results stay on the device until the chunk is done: copying each batch back would
         # make the host wait for the GPU before it can collate the next batch.
         with torch.inference_mode():
@@ -243,6 +295,7 @@ class _FrameResult:
         self.image_error: list[str | None] = []
         self.text_error: list[str | None] = []
         self.model_error: list[str | None] = []
+        self.input_wait_s = self.encode_s = 0.0
 
     @property
     def complete(self) -> bool:
@@ -268,6 +321,8 @@ class _FrameResult:
             has_content=self.image_ok | self.text_ok,
             text_error=self.text_error,
             model_error=self.model_error,
+            input_wait_s=self.input_wait_s,
+            encode_s=self.encode_s,
         )
 
 

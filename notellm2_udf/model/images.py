@@ -38,14 +38,7 @@ def decode_image(
     Raises ImageDecodeError for empty, unknown or disallowed formats, bombs and corrupt data.
     Thread-safe: the encoder calls it from a pool of decoding threads.
     """
-    if not data:
-        raise ImageDecodeError("empty image bytes")
-    image = _open_header(data, allowed_formats)
-    width, height = image.size
-    if width * height > max_pixels:
-        raise ImageDecodeError(f"too many pixels: {width}x{height} > {max_pixels}")
-    if width == 0 or height == 0:
-        raise ImageDecodeError(f"empty image: {width}x{height}")
+    image = _checked_open(data, max_pixels, allowed_formats)
     try:
         if draft_size is not None and image.format == "JPEG":
             image.draft("RGB", (draft_size, draft_size))
@@ -64,6 +57,26 @@ def upright(image: Image.Image) -> Image.Image:
         return ImageOps.exif_transpose(image)
     except Exception:  # any broken EXIF: struct.error, ValueError, KeyError, ...
         return image
+
+
+def checked_header(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+                   allowed_formats: tuple[str, ...] = DEFAULT_FORMATS) -> tuple[str, int, int]:
+    """(format, width, height) from the header alone, under the same checks as
+    decode_image; raises ImageDecodeError. Nothing is decoded."""
+    image = _checked_open(data, max_pixels, allowed_formats)
+    return image.format, *image.size
+
+
+def _checked_open(data: bytes, max_pixels: int, allowed_formats: tuple[str, ...]) -> Image.Image:
+    if not data:
+        raise ImageDecodeError("empty image bytes")
+    image = _open_header(data, allowed_formats)
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageDecodeError(f"too many pixels: {width}x{height} > {max_pixels}")
+    if width == 0 or height == 0:
+        raise ImageDecodeError(f"empty image: {width}x{height}")
+    return image
 
 
 def _open_header(data: bytes, allowed_formats: tuple[str, ...]) -> Image.Image:

@@ -74,6 +74,7 @@ class NoteLLM2Processor:
         *,
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
         executor: Executor | None = None,
+        device_decoder=None,
     ) -> PreparedNotes:
         """`notes` contract columns (title, content, topics, image) -> PreparedNotes.
 
@@ -83,12 +84,20 @@ class NoteLLM2Processor:
         left. A missing or refused image leaves the image segment out of the prompt; empty
         text leaves the fields as empty strings. Nothing here raises for a note's content.
         With an executor, images are decoded and resized in its threads, each image right
-        after its decoding (the result does not depend on it).
+        after its decoding (the result does not depend on it). A `device_decoder`
+        (inference.device_images) takes the JPEGs it can decode on the model's device; the
+        other images go the CPU way, and pixel_values is then on that device.
         """
         n = len(notes_pdf)
-        prepared = list((executor.map if executor is not None else map)(
-            lambda data: self._image_pixels(data, max_image_pixels),
-            _column(notes_pdf, "image", n)))
+        datas = _column(notes_pdf, "image", n)
+        on_device = device_decoder.pixels(datas) if device_decoder is not None else [None] * n
+
+        def image_pixels(row: int):
+            if on_device[row] is not None:
+                return on_device[row], None
+            return self._image_pixels(datas[row], max_image_pixels)
+
+        prepared = list((executor.map if executor is not None else map)(image_pixels, range(n)))
         image_error = [error for _, error in prepared]
         image_index = np.full(n, -1, dtype=np.int64)
         pixels = []
@@ -112,7 +121,7 @@ class NoteLLM2Processor:
             image_ok=image_ok,
             text_ok=np.asarray([not f.is_empty for f in fields], dtype=bool),
             image_error=image_error,
-            pixel_values=torch.stack(pixels) if pixels else self.pixels.empty(),
+            pixel_values=_stacked(pixels) if pixels else self.pixels.empty(),
             image_index=image_index,
             text_error=text_error,
         )
@@ -203,6 +212,12 @@ class NoteLLM2Processor:
         image_processor = AutoImageProcessor.from_pretrained(directory, backend="pil")
         return cls(tokenizer, image_processor, config)
 
+
+
+def _stacked(pixels: list[torch.Tensor]) -> torch.Tensor:
+    """One tensor of per-note pixels, on the device of those decoded on a device, if any."""
+    device = next((p.device for p in pixels if p.device.type != "cpu"), torch.device("cpu"))
+    return torch.stack([p.to(device) for p in pixels])
 
 
 def _column(notes_pdf: pd.DataFrame, name: str, n: int):

@@ -46,6 +46,10 @@ ENCODED_SCHEMA = T.StructType([
     # operations evidence that the model is loaded once per worker.
     T.StructField("worker_pid", T.IntegerType(), False),
     T.StructField("worker_model_loads", T.IntegerType(), False),
+    # The row's share of its Arrow batch's seconds waiting for prepared inputs and encoding:
+    # summed over the day they say whether preparation or the model set the pace.
+    T.StructField("input_wait_s", T.DoubleType(), False),
+    T.StructField("encode_s", T.DoubleType(), False),
 ])
 
 
@@ -58,6 +62,7 @@ class EncoderSettings:
     batch_tokens: int | None = None
     compile: bool = False
     prepare_processes: int = 0
+    image_decode: str = "auto"
 
 
 def load_encoder(settings: EncoderSettings, device: str):
@@ -70,7 +75,8 @@ def load_encoder(settings: EncoderSettings, device: str):
     transformers_logging.disable_progress_bar()
     return Encoder(settings.model_dir, device=device, batch_tokens=settings.batch_tokens,
                    max_image_pixels=settings.max_image_pixels, compile=settings.compile,
-                   prepare_processes=settings.prepare_processes)
+                   prepare_processes=settings.prepare_processes,
+                   image_decode=settings.image_decode)
 
 
 def cached_encoder(settings: EncoderSettings, device: str,
@@ -124,4 +130,6 @@ def _encoded_frame(notes_pdf: pd.DataFrame, result, model_version: str) -> pd.Da
         "model_version": model_version,
         "worker_pid": os.getpid(),
         "worker_model_loads": MODELS.loads,
+        "input_wait_s": result.input_wait_s / max(len(notes_pdf), 1),
+        "encode_s": result.encode_s / max(len(notes_pdf), 1),
     })
