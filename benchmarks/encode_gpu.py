@@ -17,12 +17,16 @@ Recipes (model-only, inputs prepared beforehand; the median of --repeats passes)
   budget    the Encoder's: sorted by length, batches of up to --batch-tokens padded tokens
   compiled  budget with the vision tower and LLM torch.compile'd (Encoder(compile=True));
             compilation time reported separately, outputs checked against eager
-End to end (--end-to-end CONFIG): the real path from a saved checkpoint and JPEG bytes,
-`Encoder.encode_frames` over 512-note frames, images decoded on all CPU cores (threads, or
-worker processes with --e2e-prepare-processes) while the model runs: the notes/s a Spark
-task with this GPU and these CPUs would get. Next GPU run, threads against processes:
-    python benchmarks/encode_gpu.py --configs "" --end-to-end 1.5b --no-compile \
-        --notes 3000 --e2e-prepare-processes 0,8,15
+End to end (--end-to-end CONFIGS): the real path from a saved checkpoint and 1080 x 1440
+JPEG bytes, `Encoder.encode_frames` over 512-note frames, while the model runs the images
+are decoded and resized either by Pillow on --e2e-threads CPU threads (or worker processes
+with --e2e-prepare-processes), or on the GPU by nvJPEG (--e2e-image-decode gpu): the notes/s
+a Spark task with this GPU and these CPUs would get, and the share of time the model waited
+for inputs. The issue-15 run (both configs, model alone and end to end, thread sweep, both
+decoding paths, the processes run), about 10 minutes on an H100/H200:
+    python benchmarks/encode_gpu.py --configs 1.5b,7b --end-to-end 1.5b,7b \
+        --e2e-threads 1,2,4,8,16 --e2e-image-decode cpu,gpu --e2e-prepare-processes 0,8 \
+        --notes 2000 --deadline-s 480 --out results.jsonl
 """
 
 import argparse
@@ -30,6 +34,7 @@ import io
 import json
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 import traceback
@@ -265,7 +270,7 @@ def benchmark(name: str, device: torch.device, args, peak: float, clock: Stopwat
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     model, processor = build(name, device, dtype)
     emit({"config": name, "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
-          **preparation_rates(processor, args.threads)})
+          **preparation_rates(processor, max(args.e2e_threads))})
     notes = synthetic_notes(processor, args.notes)
     flops = useful_flops(model, notes)
     budget = collated(processor, notes, token_budget_batches(notes.lengths, args.batch_tokens),
@@ -293,40 +298,59 @@ def benchmark(name: str, device: torch.device, args, peak: float, clock: Stopwat
 
 
 def end_to_end(name: str, device: torch.device, args, emit) -> None:
-    """Checkpoint on disk -> Encoder -> encode_frames over JPEG notes, all CPUs decoding."""
+    """Checkpoint on disk -> Encoder -> encode_frames over JPEG notes, for every decoding
+    path, CPU thread count and preparation-process count asked for."""
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     model, processor = build(name, device, dtype)
-    emit({"config": name, "stage": "end_to_end", **preparation_rates(processor, args.threads)})
+    emit({"config": name, "stage": "end_to_end",
+          **preparation_rates(processor, max(args.e2e_threads))})
     notes_pdf = photo_notes(args.notes, photo_jpegs(16))
     frames = [notes_pdf.iloc[i:i + 512] for i in range(0, len(notes_pdf), 512)]
     with tempfile.TemporaryDirectory() as checkpoint:
         save_checkpoint(model, processor, checkpoint)
         del model
-        variants = [(compiled, torch_threads, processes)
-                    for compiled in ((False, True) if args.compile else (False,))
-                    for torch_threads in args.e2e_torch_threads
-                    for processes in args.e2e_prepare_processes]
-        for compiled, torch_threads, processes in variants:
-            torch.set_num_threads(torch_threads)
-            started = time.perf_counter()
-            encoder = Encoder(checkpoint, device=device, batch_tokens=args.batch_tokens,
-                              threads=args.threads, compile=compiled,
-                              prepare_processes=processes)
-            for _ in encoder.encode_frames(frames[:1]):  # load, compile, warm up
-                pass
-            ready_s = time.perf_counter() - started
-            started = time.perf_counter()
-            encoded = sum(len(result.embeddings) for _, result in encoder.encode_frames(frames))
-            seconds = time.perf_counter() - started
-            emit({"config": name, "recipe": "end_to_end" + ("_compiled" if compiled else ""),
-                  "notes": encoded, "threads": args.threads, "torch_threads": torch_threads,
-                  "prepare_processes": processes,
-                  "load_and_warmup_s": round(ready_s, 1),
-                  "notes_per_s": round(encoded / seconds, 1)})
-            encoder.close()
-            del encoder
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+        for variant in e2e_variants(args):
+            run_end_to_end(name, checkpoint, frames, device, args, emit, **variant)
+
+
+def e2e_variants(args) -> list[dict]:
+    """Thread sweep for both decoding paths; the processes runs with Pillow decoding."""
+    variants = [{"compiled": compiled, "image_decode": decode, "threads": threads,
+                 "processes": 0}
+                for compiled in ((False, True) if args.compile else (False,))
+                for decode in args.e2e_image_decode for threads in args.e2e_threads]
+    variants += [{"compiled": False, "image_decode": "cpu", "threads": max(args.e2e_threads),
+                  "processes": processes}
+                 for processes in args.e2e_prepare_processes if processes]
+    return variants
+
+
+def run_end_to_end(name, checkpoint, frames, device, args, emit, *, compiled, image_decode,
+                   threads, processes) -> None:
+    # Torch's own host threads follow the decoding threads: a task owning N CPUs uses N.
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    encoder = Encoder(checkpoint, device=device, batch_tokens=args.batch_tokens,
+                      threads=threads, compile=compiled, prepare_processes=processes,
+                      image_decode=image_decode)
+    for _ in encoder.encode_frames(frames[:1]):  # load, compile, warm up
+        pass
+    ready_s = time.perf_counter() - started
+    started = time.perf_counter()
+    results = [result for _, result in encoder.encode_frames(frames)]
+    seconds = time.perf_counter() - started
+    encoded = sum(len(result.embeddings) for result in results)
+    waiting = sum(result.input_wait_s for result in results)
+    working = sum(result.encode_s for result in results)
+    emit({"config": name, "recipe": "end_to_end" + ("_compiled" if compiled else ""),
+          "image_decode": encoder.image_decode, "notes": encoded, "threads": threads,
+          "prepare_processes": processes, "load_and_warmup_s": round(ready_s, 1),
+          "notes_per_s": round(encoded / seconds, 1),
+          "input_wait_share": round(waiting / max(waiting + working, 1e-9), 3)})
+    encoder.close()
+    del encoder
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def guarded(stage: str, clock: Stopwatch, emit, body) -> None:
@@ -352,6 +376,17 @@ def print_table(rows: list[dict]) -> None:
                   f"| {compile_s} |")
 
 
+def driver_version() -> str | None:
+    """The NVIDIA driver's version, from nvidia-smi (None without one)."""
+    try:
+        completed = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return completed.stdout.strip().splitlines()[0] if completed.returncode == 0 else None
+
+
 def int_list(text: str) -> list[int]:
     return [int(item) for item in text.split(",")]
 
@@ -368,16 +403,17 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per recipe (median)")
     parser.add_argument("--no-compile", dest="compile", action="store_false",
                         help="skip the compiled recipe")
-    parser.add_argument("--end-to-end", default=None, metavar="CONFIG",
-                        help="also run the end-to-end path")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help="image decoding threads")
-    parser.add_argument("--e2e-torch-threads", default=str(torch.get_num_threads()),
-                        type=int_list,
-                        help="torch intra-op threads of the end-to-end runs, comma-separated")
+    parser.add_argument("--end-to-end", default="", metavar="CONFIGS",
+                        help="also run the end-to-end path of these configs, comma-separated")
+    parser.add_argument("--e2e-threads", default=str(os.cpu_count()), type=int_list,
+                        help="CPU threads (decoding and torch) of the end-to-end runs, "
+                             "comma-separated: a sweep")
+    parser.add_argument("--e2e-image-decode", default="cpu",
+                        type=lambda text: text.split(","),
+                        help="decoding paths of the end-to-end runs: cpu,gpu")
     parser.add_argument("--e2e-prepare-processes", default="0", type=int_list,
-                        help="Encoder(prepare_processes=N) of the end-to-end runs, "
-                             "comma-separated; 0 = decoding threads")
+                        help="also run with Encoder(prepare_processes=N), comma-separated "
+                             "(0 = none)")
     parser.add_argument("--deadline-s", type=float, default=float("inf"),
                         help="start no new stage after this many seconds")
     parser.add_argument("--out", default=None, help="JSON lines file for the results")
@@ -399,14 +435,16 @@ def main(argv=None) -> int:
     peak = matmul_peak(device, dtype)
     card = (torch.cuda.get_device_name(device) if on_gpu
             else f"CPU, {torch.get_num_threads()} threads")
-    emit({"device": card, "dtype": str(dtype), "matmul_peak_tflops": round(peak / 1e12, 2),
-          "torch": torch.__version__, "cpus": os.cpu_count(),
+    emit({"device": card, "driver": driver_version(), "dtype": str(dtype),
+          "matmul_peak_tflops": round(peak / 1e12, 2), "torch": torch.__version__,
+          "cuda": torch.version.cuda, "cpus": os.cpu_count(),
           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
     for name in filter(None, args.configs.split(",")):
         # guarded calls the lambda at once, inside this iteration: the late binding is harmless.
         guarded(name, clock, emit, lambda: benchmark(name, device, args, peak, clock, emit))  # noqa: B023
-    if args.end_to_end:
-        guarded("end_to_end", clock, emit, lambda: end_to_end(args.end_to_end, device, args, emit))
+    for name in filter(None, args.end_to_end.split(",")):
+        guarded(f"end_to_end {name}", clock, emit,
+                lambda: end_to_end(name, device, args, emit))  # noqa: B023
     print_table(rows)
     return 0
 
