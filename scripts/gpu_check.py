@@ -5,8 +5,10 @@
 DIR holds pyspark's Python modules (the pure-Python `pyspark-client` sdist, unpacked): the
 UDF reads its task's GPU and CPUs from pyspark's TaskContext, which this script stands in
 for. A tiny random checkpoint is encoded on the CPU (fp32) and through the UDF's batch
-function on cuda:0 (bf16, eager and torch.compile'd); the embeddings must agree, row by row,
-and so must every per-note flag. Exit 1 when a check fails.
+function on cuda:0 (bf16, eager and torch.compile'd, JPEGs decoded by Pillow or by nvJPEG on
+the GPU); the embeddings must agree, row by row, and so must every per-note flag. JPEG
+pixels decoded and resized on the GPU are compared with the CPU image processor's at 224 px
+(photo-like sizes, progressive, 4:4:4, greyscale, CMYK). Exit 1 when a check fails.
 """
 
 import sys
@@ -63,9 +65,36 @@ def check(name: str, ok: bool, detail: str) -> bool:
     return ok
 
 
-def udf_on_gpu(checkpoint: str, frames: list[pd.DataFrame], compile: bool) -> pd.DataFrame:
-    settings = EncoderSettings(checkpoint, DEFAULT_MAX_PIXELS, compile=compile)
+def udf_on_gpu(checkpoint: str, frames: list[pd.DataFrame], compile: bool,
+               image_decode: str) -> pd.DataFrame:
+    settings = EncoderSettings(checkpoint, DEFAULT_MAX_PIXELS, compile=compile,
+                               image_decode=image_decode)
     return pd.concat(make_encode_partition(settings)(iter(frames)), ignore_index=True)
+
+
+def check_gpu_pixels() -> bool:
+    """nvJPEG + GPU resize against the CPU image processor, uint8 levels (the GPU resize runs
+    in float: a few levels apart is expected, not 2 as on the CPU kernels)."""
+    from transformers import CLIPImageProcessorPil
+
+    from notellm2_udf.inference.device_images import DeviceJpegDecoder
+    from tests.inference.test_device_images import SIZES, jpeg, photo, pixels_of, reference
+
+    pixels = pixels_of(CLIPImageProcessorPil(), 224)
+    decoder = DeviceJpegDecoder(pixels, torch.device("cuda:0"), DEFAULT_MAX_PIXELS)
+    datas = [jpeg(photo(w, h, seed), **options) for seed, (w, h) in enumerate(SIZES)
+             for options in ({}, {"progressive": True}, {"subsampling": 0})]
+    base = photo(640, 480, 99)
+    datas += [jpeg(base.convert("L")), jpeg(base.convert("CMYK"))]
+    on_gpu = decoder.pixels(datas)
+    decoded = sum(p is not None for p in on_gpu)
+    diffs = [(p.cpu().int() - reference(pixels, d).int()).abs() for p, d in zip(on_gpu, datas)
+             if p is not None]
+    worst = max(int(d.max()) for d in diffs)
+    mean = float(np.mean([float(d.float().mean()) for d in diffs]))
+    return check("gpu pixels", worst <= 8 and mean <= 0.5,
+                 f"{decoded}/{len(datas)} JPEGs on the GPU (the rest fall back to Pillow), "
+                 f"max |diff| {worst}, mean {mean:.3f} uint8 levels vs the CPU processor")
 
 
 def main() -> int:
@@ -77,9 +106,9 @@ def main() -> int:
         save_checkpoint(*compose_tiny_random(), checkpoint)
         expected = Encoder(checkpoint, device="cpu").encode_detailed(frame)
         content = np.flatnonzero(expected.has_content)
-        for compile in (False, True):
-            label = "compiled" if compile else "eager"
-            out = udf_on_gpu(checkpoint, frames, compile)
+        for compile, image_decode in ((False, "cpu"), (False, "gpu"), (True, "gpu")):
+            label = f"{'compiled' if compile else 'eager'} {image_decode}-decoded"
+            out = udf_on_gpu(checkpoint, frames, compile, image_decode)
             devices = sorted({key[1] for key in MODELS.keys()})
             results.append(check(f"{label} device", "cuda:0" in devices, f"encoders on {devices}"))
             embeddings = as_matrix(out["embedding"])
@@ -98,6 +127,7 @@ def main() -> int:
                           == expected.image_error)
             results.append(check(f"{label} rows and flags", same_flags,
                                  f"{len(out)} rows, {int((~out['image_ok']).sum())} without image"))
+    results.append(check_gpu_pixels())
     print(f"torch {torch.__version__} on {torch.cuda.get_device_name(0)}")
     return 0 if all(results) else 1
 
