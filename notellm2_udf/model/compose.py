@@ -55,9 +55,10 @@ def init_new_token_embeddings(language_model, token_ids: list[int], existing_tok
     embeddings.weight[torch.as_tensor(sorted(set(token_ids)))] = mean.to(embeddings.weight.dtype)
 
 
-def compose_tiny_random(fusion: str = "micl_late", seed: int = 0):
+def compose_tiny_random(fusion: str = "micl_late", seed: int = 0, **options):
     """A NoteLLM-2 of a few hundred thousand parameters (Qwen2 2 x 32, CLIP 2 x 32 at
-    32 px, Q-Former 2 x 32, 16 queries): seconds on a CPU. Returns (model, processor)."""
+    32 px, Q-Former 2 x 32, 16 queries): seconds on a CPU. `options`: other NoteLLM2Config
+    fields (e.g. prompt_format="v1"). Returns (model, processor)."""
     tokenizer = build_tiny_tokenizer()
     vocabulary = len(tokenizer)
     token_ids = add_special_tokens(tokenizer)
@@ -76,6 +77,7 @@ def compose_tiny_random(fusion: str = "micl_late", seed: int = 0):
         ),
         fusion=fusion,
         **token_ids,
+        **options,
     )
     torch.manual_seed(seed)
     model = NoteLLM2Model._from_config(config, attn_implementation="sdpa")

@@ -16,6 +16,7 @@ from notellm2_udf.model.configuration import NoteLLM2Config
 from notellm2_udf.model.images import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 from notellm2_udf.model.pixels import ImagePixels
 from notellm2_udf.model.prompt import PromptBuilder
+from notellm2_udf.model.prompt_v1 import V1PromptBuilder
 
 
 @dataclass
@@ -26,7 +27,8 @@ class PreparedNotes:
     visual_positions: [n] int64. image_ok, text_ok: [n] bool. image_error: n reasons (None
     unless an image was present but refused). pixel_values: [image_ok.sum(), 3, H, W] uint8,
     resized, in row order (`collate` normalises them); image_index: [n] int64 row -> index
-    into pixel_values (-1 without an image).
+    into pixel_values (-1 without an image). With missing_image="zero_image" a row without
+    an image still has the image segment, and `collate` gives it an all-zero pixel tensor.
     """
 
     input_ids: list[np.ndarray]
@@ -51,12 +53,19 @@ class NoteLLM2Processor:
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.config = config
-        self.prompt = PromptBuilder(tokenizer, config)
+        builder = PromptBuilder if config.prompt_format == "authors" else V1PromptBuilder
+        self.prompt = builder(tokenizer, config)
         self.pixels = ImagePixels(image_processor, config)
 
     @property
     def field_token_budget(self) -> int:
         return self.prompt.field_token_budget
+
+    def with_options(self, **options) -> "NoteLLM2Processor":
+        """The same tokenizer and image processor under a copy of the config with `options`
+        changed (e.g. missing_image="learned_vector" for the no-image-segment protocol)."""
+        config = self.config.__class__(**{**self.config.to_dict(), **options})
+        return NoteLLM2Processor(self.tokenizer, self.image_processor, config)
 
     @property
     def image_size(self) -> int:
@@ -73,8 +82,9 @@ class NoteLLM2Processor:
     ) -> PreparedNotes:
         """`notes` contract columns (title, content, topics, image) -> PreparedNotes.
 
-        A missing or refused image leaves the image segment out of the prompt; empty text
-        leaves the fields as empty strings. Neither ever raises. With an executor, images are
+        A missing or refused image becomes a zero image (missing_image="zero_image") or leaves
+        the image segment out of the prompt ("learned_vector"); empty text leaves the fields
+        as empty strings. Neither ever raises. With an executor, images are
         decoded and preprocessed in its threads (the result does not depend on it).
         """
         n = len(notes_pdf)
@@ -106,7 +116,8 @@ class NoteLLM2Processor:
                 _column(notes_pdf, "topics", n),
             )
         ]
-        input_ids, embedding_positions, visual_positions = self.prompt.tokenize(fields, image_ok)
+        with_image = image_ok | self.config.zero_image_for_missing
+        input_ids, embedding_positions, visual_positions = self.prompt.tokenize(fields, with_image)
         return PreparedNotes(
             input_ids=input_ids,
             lengths=embedding_positions + 1,
@@ -123,21 +134,31 @@ class NoteLLM2Processor:
         self, notes: PreparedNotes, rows: np.ndarray, device: torch.device | str | None = None
     ) -> dict[str, torch.Tensor]:
         """Model inputs for `rows` of `notes`, right-padded to the longest of them, on `device`
-        (default: the CPU); pixels are normalised there."""
+        (default: the CPU); pixels are normalised there. Under missing_image="zero_image"
+        every row has an image: a row without one gets zeros (after normalisation)."""
         lengths = notes.lengths[rows]
         input_ids = np.full((len(rows), int(lengths.max())), self.config.pad_token_id, np.int64)
         for out_row, row in enumerate(rows):
             input_ids[out_row, : lengths[out_row]] = notes.input_ids[row]
         image_rows = notes.image_index[rows]
         pixels = notes.pixel_values[torch.from_numpy(image_rows[image_rows >= 0])]
+        has_image = image_rows >= 0
+        if self.config.zero_image_for_missing:
+            has_image = np.ones(len(rows), dtype=bool)
         inputs = {
             "input_ids": torch.from_numpy(input_ids),
             "embedding_positions": torch.from_numpy(notes.embedding_positions[rows]),
             "visual_positions": torch.from_numpy(notes.visual_positions[rows]),
-            "has_image": torch.from_numpy(image_rows >= 0),
+            "has_image": torch.from_numpy(has_image),
         }
         inputs = {name: tensor.to(device) for name, tensor in inputs.items()}
-        inputs["pixel_values"] = self.pixels.normalize(pixels.to(device))
+        pixels = self.pixels.normalize(pixels.to(device))
+        if self.config.zero_image_for_missing and not bool((image_rows >= 0).all()):
+            size = self.image_size
+            full = torch.zeros((len(rows), 3, size, size), dtype=pixels.dtype, device=pixels.device)
+            full[torch.from_numpy(image_rows >= 0).to(pixels.device)] = pixels
+            pixels = full
+        inputs["pixel_values"] = pixels
         return inputs
 
     def __call__(self, notes_pdf: pd.DataFrame, **kwargs) -> dict[str, torch.Tensor]:
