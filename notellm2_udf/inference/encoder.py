@@ -81,7 +81,8 @@ class Encoder:
     the caller sets to the CPUs it owns), or, with `prepare_processes=N`, by N worker
     processes (no interpreter lock shared with the thread driving the GPU; `close()` stops
     them). `compile=True` compiles the vision tower and the LLM with torch.compile (dynamic
-    shapes): slower first batches, faster steady state.
+    shapes): slower first batches, faster steady state. `missing_image` overrides the
+    checkpoint's rule for notes without a usable image ("zero_image" / "learned_vector").
     """
 
     def __init__(
@@ -95,10 +96,15 @@ class Encoder:
         threads: int | None = None,
         prepare_processes: int = 0,
         compile: bool = False,
+        missing_image: str | None = None,
     ):
         self.device = resolve_device(device)
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.model, self.processor = load_checkpoint(model_dir, device=self.device, dtype=dtype)
+        # An evaluation protocol may override how a missing image is fed (docs/TRAINING.md).
+        options = {"missing_image": missing_image} if missing_image else {}
+        if options:
+            self.processor = self.processor.with_options(**options)
         if compile:
             compile_model(self.model)
         self.model_version = model_version(model_dir)
@@ -106,7 +112,7 @@ class Encoder:
         self.max_image_pixels = max_image_pixels
         self.chunk_rows = chunk_rows
         self.threads = threads or torch.get_num_threads()
-        self._preparer = (ProcessPreparer(model_dir, prepare_processes, max_image_pixels)
+        self._preparer = (ProcessPreparer(model_dir, prepare_processes, max_image_pixels, options)
                           if prepare_processes else None)
 
     @property

@@ -56,6 +56,7 @@ class EncoderSettings:
     batch_tokens: int | None = None
     compile: bool = False
     prepare_processes: int = 0
+    missing_image: str | None = None  # override the checkpoint's (evaluation protocols)
 
 
 def load_encoder(settings: EncoderSettings, device: str):
@@ -68,7 +69,8 @@ def load_encoder(settings: EncoderSettings, device: str):
     transformers_logging.disable_progress_bar()
     return Encoder(settings.model_dir, device=device, batch_tokens=settings.batch_tokens,
                    max_image_pixels=settings.max_image_pixels, compile=settings.compile,
-                   prepare_processes=settings.prepare_processes)
+                   prepare_processes=settings.prepare_processes,
+                   missing_image=settings.missing_image)
 
 
 def cached_encoder(settings: EncoderSettings, device: str,

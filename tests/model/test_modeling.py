@@ -131,3 +131,14 @@ def test_ablation_variants(fusion):
             cls = model.vision_tower(
                 pixel_values=processor(notes)["pixel_values"][:1]).last_hidden_state[:, 0]
         torch.testing.assert_close(v, model.late_fusion.project_image(cls)[0])
+
+
+def test_qformer_width_and_query_count_are_independent_of_the_vit():
+    """A Q-Former wider than the ViT (as ViT-bigG 1664 with a 1536 Q-Former) and 8 queries."""
+    model, processor = compose_tiny_random(num_query_tokens=8, qformer_hidden_size=48)
+    assert model.connector.query_tokens.shape == (1, 8, 48)
+    assert model.config.vision_config.hidden_size == 32
+    inputs = processor(mixed_notes())
+    assert int((inputs["input_ids"][0] == model.config.image_token_id).sum()) == 8
+    output = run(model, processor, mixed_notes())
+    torch.testing.assert_close(output.embedding.norm(dim=-1), torch.ones(8))
