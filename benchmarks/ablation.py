@@ -1,4 +1,5 @@
-"""The paper's ablation on the sample data: basic, micl, late_only, micl_late from the same seed.
+"""The paper's ablation on the sample data: basic, micl, late_only, basic_late, micl_late from
+the same seed.
 
     python benchmarks/ablation.py --work /tmp/notellm2-ablation \
         [--days 3 --notes-per-day 300 --epochs 3 --batch-pairs 16 --lr 1e-3 --seed 0]
@@ -19,11 +20,11 @@ import time
 from datetime import date
 from pathlib import Path
 
-VARIANTS = ("basic", "micl", "late_only", "micl_late")
-COLUMNS = (("full", None), ("image", None), ("text", None),
+VARIANTS = ("basic", "micl", "late_only", "basic_late", "micl_late")
+COLUMNS = (("full", None), ("image", None), ("text", None), ("text_no_image", None),
            ("full", "image_pairs"), ("full", "text_pairs"))
-COLUMN_TITLES = ("image+text", "image only", "text only", "image-defined pairs",
-                 "text-defined pairs")
+COLUMN_TITLES = ("image+text", "image only", "text only (zero image)",
+                 "text only (no image segment)", "image-defined pairs", "text-defined pairs")
 KS = (10, 100)
 
 

@@ -1,15 +1,19 @@
 """Evaluate a NoteLLM-2 checkpoint on held-out related pairs: Recall@K, subsets, modality ablation.
 
     spark-submit jobs/evaluate.py --pairs URI --notes URI --model DIR --report DIR \
-        [--ks 10,20,50,100,1000] [--inputs full,image,text] \
-        [--holdout-days 1 | --held-out-from yyyy-MM-dd] [--max-image-pixels N]
+        [--ks 10,20,50,100,1000] [--inputs full,image,text,text_no_image] \
+        [--holdout-days 1 | --held-out-from yyyy-MM-dd | --all-pairs] [--max-image-pixels N]
 
-The paper's protocol: held-out pairs (the same split as jobs/train.py by default) reduced so
-that each note appears once; query = first note of a pair; pool = every held-out note (notes
-of the held-out days) except the queries; inner-product ranking; Recall@K. Notes are encoded
-through the embedding job's code path (notellm2_udf.pipeline.embedding.encode_notes);
-`--inputs image` blanks the text fields and `--inputs text` the image before encoding. A
-note left with no content cannot be retrieved nor query: it counts as a miss. REPORT gets
+The paper's protocol: test pairs = the held-out pairs (the same split as jobs/train.py by
+default; --all-pairs: every pair of the table, for a table holding only a test period)
+reduced so that each note appears once; query = first note of a pair; pool = every note of
+the test pairs (posted on any day) except the queries; inner-product ranking; Recall@K.
+Subsets as the authors': short/long queries and short/long targets, each with its own pair
+selection and its own pool. Notes are encoded through the embedding job's code path
+(notellm2_udf.pipeline.embedding.encode_notes); `--inputs image` blanks the text fields;
+`--inputs text` blanks the image and feeds an all-zero image (the authors' text-only
+protocol); `--inputs text_no_image` leaves the image segment out (ours). A note left with no
+content cannot be retrieved nor query: it counts as a miss. REPORT gets
 metrics.json, report.md and recall_at_k.png. Exit 0 on success, 2 with a one-line reason on
 bad input.
 """
@@ -28,8 +32,9 @@ from notellm2_udf.errors import JobInputError
 from notellm2_udf.evaluation.metrics_report import INPUT_TITLES, write_report
 from notellm2_udf.evaluation.recall import (
     DEFAULT_KS,
+    length_subsets,
+    pair_kind_subsets,
     partner_ranks,
-    query_subsets,
     recall_at,
     retrieval_arrays,
     select_test_pairs,
@@ -63,11 +68,17 @@ class EvaluateSettings:
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     holdout_days: int = 1
     held_out_from: str | None = None
+    all_pairs: bool = False
+
+
+# How each input kind feeds a note without a usable image (overriding the checkpoint's).
+MISSING_IMAGE_OF_INPUTS = {"text": "zero_image", "text_no_image": "learned_vector"}
 
 
 def input_name(text: str) -> str:
     if text not in INPUT_TITLES:
-        raise argparse.ArgumentTypeError(f"inputs must be among {list(INPUT_TITLES)}, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"inputs must be among {list(INPUT_TITLES)}, got {text!r}")
     return text
 
 
@@ -80,7 +91,9 @@ def parse_args(argv: Sequence[str] | None) -> EvaluateSettings:
     parser.add_argument("--ks", type=comma_list(positive_int_arg), default=list(DEFAULT_KS),
                         help="comma-separated K values (default 10,20,50,100,1000)")
     parser.add_argument("--inputs", type=comma_list(input_name), default=list(INPUT_TITLES),
-                        help="comma-separated among full,image,text (default all three)")
+                        help="comma-separated among full,image,text,text_no_image (default all)")
+    parser.add_argument("--all-pairs", action="store_true",
+                        help="every pair of --pairs is a test pair (no held-out split)")
     parser.add_argument("--max-image-pixels", type=positive_int_arg, default=DEFAULT_MAX_PIXELS,
                         help=f"images with more pixels are refused (default {DEFAULT_MAX_PIXELS})")
     add_held_out_arguments(parser)
@@ -88,7 +101,8 @@ def parse_args(argv: Sequence[str] | None) -> EvaluateSettings:
     return EvaluateSettings(
         pairs=args.pairs, notes=args.notes, model=args.model, report=args.report,
         ks=tuple(args.ks), inputs=tuple(args.inputs), max_image_pixels=args.max_image_pixels,
-        holdout_days=args.holdout_days, held_out_from=args.held_out_from)
+        holdout_days=args.holdout_days, held_out_from=args.held_out_from,
+        all_pairs=args.all_pairs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,37 +116,49 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(spark: SparkSession, settings: EvaluateSettings, summary: JobSummary) -> None:
-    """Encode the held-out notes once per input kind, rank, write the report."""
+    """Encode the test pairs' notes once per input kind, rank, write the report."""
     check_model_dir(settings.model)
     pairs_df = read_table(spark, settings.pairs, RELATED_PAIRS)
     notes_df = read_table(spark, settings.notes, NOTES)
-    held_out_from = held_out_start(pairs_df, held_out_from=settings.held_out_from,
-                                   holdout_days=settings.holdout_days)
-    notes_df = split_duplicates(notes_df.where(F.col("dt") >= held_out_from)
+    if settings.all_pairs:
+        held_out_from, test_pairs_df = None, pairs_df
+    else:
+        held_out_from = held_out_start(pairs_df, held_out_from=settings.held_out_from,
+                                       holdout_days=settings.holdout_days)
+        test_pairs_df = split_by_date(pairs_df, held_out_from)[1]
+    pair_note_ids_df = (test_pairs_df.select("note_id")
+                        .union(test_pairs_df.select(F.col("related_note_id").alias("note_id")))
+                        .distinct())
+    notes_df = split_duplicates(notes_df.join(pair_note_ids_df, "note_id", "left_semi")
                                 .select(*NOTE_COLUMNS))[0].cache()
-    query_chars_pdf = text_lengths(notes_df).toPandas()
-    test_pairs_pdf = test_pairs(split_by_date(pairs_df, held_out_from)[1].toPandas(),
-                                set(query_chars_pdf["note_id"]))
+    chars_pdf = text_lengths(notes_df).toPandas()
+    held_out_pairs_pdf = test_pairs_df.toPandas()
+    pairs_pdf = present_pairs(held_out_pairs_pdf, set(chars_pdf["note_id"]))
+    test_pairs_pdf = select_test_pairs(pairs_pdf)
     if test_pairs_pdf.empty:
-        raise JobInputError(f"no held-out pairs from {held_out_from} with both notes present")
-    query_chars = test_pairs_pdf[["note_id"]].merge(query_chars_pdf, on="note_id")["chars"]
-    subsets = query_subsets(test_pairs_pdf, query_chars.to_numpy())
-    encoder_settings = EncoderSettings(settings.model, settings.max_image_pixels)
+        raise JobInputError(f"no test pairs{f' from {held_out_from}' if held_out_from else ''} "
+                            "with both notes present")
+    subset_pairs = length_subsets(pairs_pdf, dict(zip(chars_pdf["note_id"], chars_pdf["chars"])))
     ks = list(settings.ks)
 
     metrics: dict = {"subsets": {}}
     for inputs in settings.inputs:
+        encoder_settings = EncoderSettings(settings.model, settings.max_image_pixels,
+                                           missing_image=MISSING_IMAGE_OF_INPUTS.get(inputs))
         embeddings_pdf = (encode_notes(with_inputs(notes_df, inputs), encoder_settings)
                           .select("note_id", "embedding").toPandas())
         ranks = partner_ranks(*retrieval_arrays(test_pairs_pdf, embeddings_pdf))
         metrics[inputs] = recall_at(ranks, ks)
-        metrics["subsets"][inputs] = {name: recall_at(ranks[mask], ks)
-                                      for name, mask in subsets.items()}
+        metrics["subsets"][inputs] = {
+            name: recall_at(partner_ranks(*retrieval_arrays(subset_pdf, embeddings_pdf)), ks)
+            for name, subset_pdf in subset_pairs.items()}
+        metrics["subsets"][inputs].update({name: recall_at(ranks[mask], ks) for name, mask
+                                           in pair_kind_subsets(test_pairs_pdf).items()})
         top_k = f"recall@{ks[-1]}"
         summary.add(f"{inputs}_{top_k}", round(metrics[inputs][top_k], 4))
-    metrics["counts"] = {"test_pairs": len(test_pairs_pdf), "held_out_notes": len(query_chars_pdf),
-                         "pool": len(query_chars_pdf) - len(test_pairs_pdf),
-                         **{name: int(mask.sum()) for name, mask in subsets.items()}}
+    metrics["counts"] = {"test_pairs": len(test_pairs_pdf), "test_notes": len(chars_pdf),
+                         "pool": len(chars_pdf) - len(test_pairs_pdf),
+                         **{name: len(pdf) for name, pdf in subset_pairs.items()}}
     metrics["model_version"] = model_version(settings.model)
     metrics["held_out_from"] = held_out_from
     write_report(settings.report, metrics)
@@ -143,7 +169,8 @@ def run(spark: SparkSession, settings: EvaluateSettings, summary: JobSummary) ->
 def with_inputs(notes_df: DataFrame, inputs: str) -> DataFrame:
     """The notes as the model sees them under `inputs`: full, image (text blanked) or text
     (image blanked). Column types are kept."""
-    blanked = {"full": (), "image": TEXT_FIELDS, "text": ("image",)}[inputs]
+    blanked = {"full": (), "image": TEXT_FIELDS, "text": ("image",),
+               "text_no_image": ("image",)}[inputs]
     return notes_df.withColumns({name: F.lit(None).cast(notes_df.schema[name].dataType)
                                  for name in blanked})
 
@@ -154,11 +181,16 @@ def text_lengths(notes_df: DataFrame) -> DataFrame:
                                        F.length(F.coalesce("content", F.lit("")))).alias("chars"))
 
 
-def test_pairs(held_out_pairs_pdf: pd.DataFrame, note_ids: set[str]) -> pd.DataFrame:
-    """The evaluation pairs: both notes among the held-out notes, each note once."""
+def present_pairs(held_out_pairs_pdf: pd.DataFrame, note_ids: set[str]) -> pd.DataFrame:
+    """The held-out pairs whose two notes are in the notes table."""
     present = (held_out_pairs_pdf["note_id"].isin(note_ids)
                & held_out_pairs_pdf["related_note_id"].isin(note_ids))
-    return select_test_pairs(held_out_pairs_pdf[present])
+    return held_out_pairs_pdf[present]
+
+
+def test_pairs(held_out_pairs_pdf: pd.DataFrame, note_ids: set[str]) -> pd.DataFrame:
+    """The evaluation pairs: both notes in the notes table, each note once."""
+    return select_test_pairs(present_pairs(held_out_pairs_pdf, note_ids))
 
 
 if __name__ == "__main__":

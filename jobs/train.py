@@ -1,14 +1,18 @@
 """Fine-tune NoteLLM-2 on related pairs: contrastive mICL loss, petastorm, TorchDistributor.
 
     spark-submit jobs/train.py --pairs URI --notes URI --init-model DIR --output DIR \
-        [--epochs 1] [--batch-pairs 16] [--lr 3e-6] [--num-processes N] [--use-gpu] \
+        [--epochs 1] [--global-batch-pairs 128 | --batch-pairs B] [--sub-batch-pairs 16] \
+        [--lr 3e-6] [--lr-schedule warmup_decay_log] [--text-weight 9 --vision-weight 1] \
+        [--max-grad-norm 1.0] [--num-processes N] [--use-gpu] \
         [--holdout-days 1 | --held-out-from yyyy-MM-dd] [--checkpoint-every N] [--resume] \
         [--stop-at-step N] [--seed 0] [--on-executors]
 
 Pairs before the held-out period (by default the last day of `related_pairs`) are joined with
 both notes and fed to PyTorch through petastorm. One process trains in the driver; more run
 through TorchDistributor (local mode: processes on the driver host; --on-executors: Spark
-tasks on a cluster, one GPU each with --use-gpu). --batch-pairs is per process. OUTPUT gets
+tasks on a cluster, one GPU each with --use-gpu). A step trains --global-batch-pairs pairs
+(128, the paper's), split evenly over the processes (--batch-pairs sets the per-process count
+instead); each process embeds its share --sub-batch-pairs at a time (GradCache). OUTPUT gets
 model/ (the final checkpoint), checkpoints/step-N/ (resumable), train_log.jsonl,
 training_curve.png and train_run.json. Exit 0 on success, 2 with a one-line reason on bad input.
 """
@@ -32,7 +36,7 @@ from notellm2_udf.spark.job_runtime import JobSummary, run_job
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from notellm2_udf.spark.tables import read_table
 from notellm2_udf.training.launch import epoch_converters, run_processes
-from notellm2_udf.training.loop import TrainPlan, TrainSettings
+from notellm2_udf.training.loop import LR_SCHEDULES, TrainPlan, TrainSettings
 from notellm2_udf.training.pairs import held_out_start, split_by_date, undirected_pairs, with_notes
 from notellm2_udf.training.state import latest_checkpoint, read_step
 from schemas import NOTES, RELATED_PAIRS
@@ -62,11 +66,32 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobSettings:
     parser.add_argument("--init-model", required=True, help="NoteLLM-2 checkpoint to start from")
     parser.add_argument("--output", required=True, help="directory for the model, checkpoints, log")
     parser.add_argument("--epochs", type=positive_int_arg, default=1)
-    parser.add_argument("--batch-pairs", type=positive_int_arg, default=16,
-                        help="pairs per process and step (default 16, the paper's per-GPU batch)")
+    parser.add_argument("--global-batch-pairs", type=positive_int_arg, default=128,
+                        help="pairs per optimizer step over all processes (default 128, the "
+                             "paper's: 8 GPUs x 16)")
+    parser.add_argument("--batch-pairs", type=positive_int_arg, default=None,
+                        help="pairs per process and step (overrides --global-batch-pairs)")
+    parser.add_argument("--sub-batch-pairs", type=int, default=16,
+                        help="GradCache: pairs per forward pass within a process's batch "
+                             "(default 16; 0 = the whole batch in one pass)")
     parser.add_argument("--lr", type=float, default=3e-6, help="peak learning rate (default 3e-6)")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="warmup_decay_log",
+                        help="warmup_decay_log = DeepSpeed WarmupDecayLR, log warm-up (the "
+                             "authors'); linear = Hugging Face linear warm-up and decay")
     parser.add_argument("--weight-decay", type=float, default=0.001)
+    parser.add_argument("--no-decay-on-vectors", action="store_true",
+                        help="no weight decay on biases, norms, vectors and the temperature "
+                             "(default: every parameter, as the authors)")
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
+    parser.add_argument("--max-grad-norm", type=float, default=1.0,
+                        help="clip the gradient's global norm (default 1.0; 0 = off)")
+    parser.add_argument("--text-weight", type=float, default=9.0,
+                        help="mICL weight of the multimodal loss L_m (default 9)")
+    parser.add_argument("--vision-weight", type=float, default=1.0,
+                        help="mICL weight of the visual loss L_v (default 1)")
+    parser.add_argument("--temperature-cap", type=float, default=None,
+                        help="clamp the temperature t at this value (default: none, as the "
+                             "authors; our v1 used ln 100 = 4.605)")
     parser.add_argument("--num-processes", type=positive_int_arg, default=1)
     parser.add_argument("--use-gpu", action="store_true", help="one GPU per process, bf16 autocast")
     parser.add_argument("--on-executors", action="store_true",
@@ -83,10 +108,20 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobSettings:
                              "(default file://OUTPUT/petastorm-cache)")
     add_held_out_arguments(parser)
     args = parser.parse_args(argv)
+    batch_pairs = args.batch_pairs
+    if batch_pairs is None:
+        if args.global_batch_pairs % args.num_processes:
+            parser.error(f"--global-batch-pairs {args.global_batch_pairs} is not a multiple of "
+                         f"--num-processes {args.num_processes}")
+        batch_pairs = args.global_batch_pairs // args.num_processes
     training = TrainSettings(
         init_model_dir=str(Path(args.init_model).resolve()),
         output_dir=str(Path(args.output).resolve()), epochs=args.epochs,
-        batch_pairs=args.batch_pairs, lr=args.lr, weight_decay=args.weight_decay,
+        batch_pairs=batch_pairs, sub_batch_pairs=args.sub_batch_pairs, lr=args.lr,
+        lr_schedule=args.lr_schedule, weight_decay=args.weight_decay,
+        decay_all_parameters=not args.no_decay_on_vectors, max_grad_norm=args.max_grad_norm,
+        text_weight=args.text_weight, vision_weight=args.vision_weight,
+        temperature_cap=args.temperature_cap,
         warmup_ratio=args.warmup_ratio, seed=args.seed, checkpoint_every=args.checkpoint_every,
         stop_at_step=args.stop_at_step, use_gpu=args.use_gpu)
     return TrainJobSettings(

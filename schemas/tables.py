@@ -23,6 +23,8 @@ class TableSpec:
     partition_by: tuple[str, ...]
     comment: str
     properties: Mapping[str, str] = field(default_factory=dict)
+    # Columns a table may lack and still meet the contract (e.g. sample-data extras).
+    optional_columns: tuple[str, ...] = ()
 
     @property
     def qualified_name(self) -> str:
@@ -37,6 +39,11 @@ class TableSpec:
     @property
     def column_names(self) -> list[str]:
         return [field.name for field in self.schema.fields]
+
+    @property
+    def required_columns(self) -> list[str]:
+        """The columns every table under this contract must have."""
+        return [name for name in self.column_names if name not in self.optional_columns]
 
 
 def _column_ddl(field: T.StructField) -> str:
@@ -154,6 +161,7 @@ RELATED_PAIRS = TableSpec(
     ),
     partition_by=("dt",),
     comment="Behaviour pairs (viewed A then clicked B) for training and evaluation.",
+    optional_columns=("pair_kind",),
 )
 
 TABLES: dict[str, TableSpec] = {

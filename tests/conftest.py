@@ -60,6 +60,17 @@ def tiny_parts():
     return compose_tiny_random("micl_late", seed=0)
 
 
+@pytest.fixture(scope="session")
+def v1_parts():
+    """(model, processor) of the tiny micl_late model under the options of our first release
+    (prompt_format v1, English, learned no-image vector, pooler_output, Q-Former input LN):
+    what a checkpoint saved before those options existed loads as. Do not mutate."""
+    from notellm2_udf.model.compose import compose_tiny_random
+    from notellm2_udf.model.configuration import LEGACY_OPTIONS
+
+    return compose_tiny_random("micl_late", seed=0, prompt_language="en", **LEGACY_OPTIONS)
+
+
 @pytest.fixture
 def tiny_model(tiny_parts):
     """A fresh deep copy of the tiny model, safe to change in a test."""

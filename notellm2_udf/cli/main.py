@@ -2,6 +2,7 @@
 
     notellm2 sample-data --out DIR --start-date D --days N --notes-per-day M [--seed S]
     notellm2 init-model (--tiny-random | --llm DIR --vision DIR) --out DIR [--fusion F] [--seed S]
+    notellm2 convert-authors-checkpoint --weights FILE --init-model DIR --out DIR
     notellm2 spark-defaults --jars-dir DIR --lakehouse DIR [--write]
     notellm2 sql "SELECT ..."
     notellm2 report --date D ... --out FILE
@@ -23,6 +24,8 @@ _COMMANDS = {
                     "notellm2_udf.cli.sample_data", "add_arguments", "run"),
     "init-model": ("compose an untrained NoteLLM-2 checkpoint",
                    "notellm2_udf.cli.init_model", "add_arguments", "run"),
+    "convert-authors-checkpoint": ("convert weights trained with the authors' code to ours",
+                                   "notellm2_udf.cli.convert_authors", "add_arguments", "run"),
     "spark-defaults": ("print (or --write) spark-defaults.conf for this venv",
                        "notellm2_udf.cli.spark_defaults", "add_arguments", "run"),
     "sql": ("run SQL against the notellm2 tables (the project's Spark configuration)",

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from notellm2_udf.atomic_files import write_text_atomic
 
-INPUT_TITLES = {"full": "image + text", "image": "image only", "text": "text only"}
+INPUT_TITLES = {"full": "image + text", "image": "image only",
+                "text": "text only (zero image, the authors')",
+                "text_no_image": "text only (no image segment)"}
 
 
 def write_report(report_dir: str | Path, metrics: dict) -> None:

@@ -77,14 +77,25 @@ def recall_at(ranks: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, fl
             for k in ks}
 
 
-def query_subsets(test_pairs_pdf: pd.DataFrame, query_chars: np.ndarray) -> dict[str, np.ndarray]:
-    """Boolean masks over the test pairs: short / long queries (text length at most / above
-    the median of the queries), and, where the pairs say which modality defines them
-    (`pair_kind`, sample data), image- and text-defined pairs."""
-    threshold = float(np.median(query_chars)) if len(query_chars) else 0.0
-    subsets = {"short_query": query_chars <= threshold, "long_query": query_chars > threshold}
-    if "pair_kind" in test_pairs_pdf.columns:
-        kinds = test_pairs_pdf["pair_kind"].to_numpy()
-        for kind in sorted(k for k in set(kinds) if isinstance(k, str)):
-            subsets[f"{kind}_pairs"] = kinds == kind
-    return subsets
+def length_subsets(pairs_pdf: pd.DataFrame, chars: dict[str, int]) -> dict[str, pd.DataFrame]:
+    """The authors' subsets, each its own test-pair set (own greedy selection; its pool is
+    then every test note except its queries): short / long queries and short / long
+    targets. Short = a text (title + content characters) at most the median over the notes
+    of the pairs; the authors' files do not say their threshold (docs/TRAINING.md)."""
+    ids = pd.unique(pd.concat([pairs_pdf["note_id"], pairs_pdf["related_note_id"]]))
+    threshold = float(np.median([chars[i] for i in ids])) if len(ids) else 0.0
+    query_short = pairs_pdf["note_id"].map(chars) <= threshold
+    target_short = pairs_pdf["related_note_id"].map(chars) <= threshold
+    return {name: select_test_pairs(pairs_pdf[mask]) for name, mask in (
+        ("short_query", query_short), ("long_query", ~query_short),
+        ("short_target", target_short), ("long_target", ~target_short))}
+
+
+def pair_kind_subsets(test_pairs_pdf: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Masks over the test pairs by `pair_kind` (sample data only: which modality defines a
+    pair); empty when the table has no such column."""
+    if "pair_kind" not in test_pairs_pdf.columns:
+        return {}
+    kinds = test_pairs_pdf["pair_kind"].to_numpy()
+    return {f"{kind}_pairs": kinds == kind
+            for kind in sorted(k for k in set(kinds) if isinstance(k, str))}

@@ -122,7 +122,9 @@ class Encoder:
     them). `compile=True` compiles the vision tower and the LLM with torch.compile (dynamic
     shapes): slower first batches, faster steady state. `image_decode` chooses where JPEGs
     are decoded and resized ("auto": on a GPU when there is one). A chunk holds at most
-    `chunk_bytes` of prepared pixels (or `chunk_rows` notes when given).
+    `chunk_bytes` of prepared pixels (or `chunk_rows` notes when given). `missing_image`
+    overrides the checkpoint's rule for notes without a usable image ("zero_image" /
+    "learned_vector").
     """
 
     def __init__(
@@ -138,10 +140,15 @@ class Encoder:
         prepare_processes: int = 0,
         compile: bool = False,
         image_decode: str = "auto",
+        missing_image: str | None = None,
     ):
         self.device = resolve_device(device)
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.model, self.processor = load_checkpoint(model_dir, device=self.device, dtype=dtype)
+        # An evaluation protocol may override how a missing image is fed (docs/TRAINING.md).
+        options = {"missing_image": missing_image} if missing_image else {}
+        if options:
+            self.processor = self.processor.with_options(**options)
         if compile:
             compile_model(self.model)
         self.model_version = model_version(model_dir)
@@ -150,7 +157,7 @@ class Encoder:
         pixel_bytes = 3 * self.processor.image_size ** 2
         self.chunk_rows = chunk_rows or max(1, chunk_bytes // pixel_bytes)
         self.threads = threads or torch.get_num_threads()
-        self._preparer = (ProcessPreparer(model_dir, prepare_processes, max_image_pixels)
+        self._preparer = (ProcessPreparer(model_dir, prepare_processes, max_image_pixels, options)
                           if prepare_processes else None)
         self.image_decode = resolve_image_decode(image_decode, self.device, prepare_processes)
         self._device_decoder = (

@@ -34,8 +34,10 @@ class ProcessPreparer:
     live until `close()`.
     """
 
-    def __init__(self, model_dir: str | Path, processes: int, max_image_pixels: int):
+    def __init__(self, model_dir: str | Path, processes: int, max_image_pixels: int,
+                 options: dict | None = None):
         self.model_dir, self.processes = str(model_dir), processes
+        self.options = dict(options or {})
         self.max_image_pixels = max_image_pixels
         self._pool: ProcessPoolExecutor | None = None
 
@@ -45,7 +47,7 @@ class ProcessPreparer:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.processes, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_load_processor, initargs=(self.model_dir,))
+                initializer=_load_processor, initargs=(self.model_dir, self.options))
         fields = frame[[c for c in _NOTE_FIELDS if c in frame.columns]]
         bounds = np.linspace(0, len(frame), self.processes + 1).astype(int)
         slices = [fields.iloc[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
@@ -77,9 +79,10 @@ def merge_prepared(parts: list[PreparedNotes]) -> PreparedNotes:
     )
 
 
-def _load_processor(model_dir: str) -> None:
+def _load_processor(model_dir: str, options: dict) -> None:
     torch.set_num_threads(1)
-    _WORKER_PROCESSOR["processor"] = NoteLLM2Processor.from_pretrained(model_dir)
+    processor = NoteLLM2Processor.from_pretrained(model_dir)
+    _WORKER_PROCESSOR["processor"] = processor.with_options(**options) if options else processor
 
 
 def _prepare_slice(fields: pd.DataFrame, max_image_pixels: int) -> PreparedNotes:

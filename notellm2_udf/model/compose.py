@@ -55,9 +55,11 @@ def init_new_token_embeddings(language_model, token_ids: list[int], existing_tok
     embeddings.weight[torch.as_tensor(sorted(set(token_ids)))] = mean.to(embeddings.weight.dtype)
 
 
-def compose_tiny_random(fusion: str = "micl_late", seed: int = 0):
+def compose_tiny_random(fusion: str = "micl_late", seed: int = 0, **options):
     """A NoteLLM-2 of a few hundred thousand parameters (Qwen2 2 x 32, CLIP 2 x 32 at
-    32 px, Q-Former 2 x 32, 16 queries): seconds on a CPU. Returns (model, processor)."""
+    32 px, Q-Former 2 x 32, 16 queries): seconds on a CPU. `options`: other NoteLLM2Config
+    fields (e.g. prompt_format="v1") and qformer_hidden_size. Returns (model, processor)."""
+    qformer_hidden = options.pop("qformer_hidden_size", 32)
     tokenizer = build_tiny_tokenizer()
     vocabulary = len(tokenizer)
     token_ids = add_special_tokens(tokenizer)
@@ -67,7 +69,8 @@ def compose_tiny_random(fusion: str = "micl_late", seed: int = 0):
             image_size=TINY_IMAGE_SIZE, patch_size=8, projection_dim=32,
         ),
         qformer_config=Blip2QFormerConfig(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            hidden_size=qformer_hidden, intermediate_size=2 * qformer_hidden,
+            num_hidden_layers=2, num_attention_heads=4,
         ),
         text_config=Qwen2Config(
             hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -76,6 +79,7 @@ def compose_tiny_random(fusion: str = "micl_late", seed: int = 0):
         ),
         fusion=fusion,
         **token_ids,
+        **options,
     )
     torch.manual_seed(seed)
     model = NoteLLM2Model._from_config(config, attn_implementation="sdpa")
@@ -88,15 +92,23 @@ def compose_tiny_random(fusion: str = "micl_late", seed: int = 0):
 
 
 def compose_from_pretrained(
-    llm_dir: str, vision_dir: str, fusion: str = "micl_late", seed: int = 0
+    llm_dir: str, vision_dir: str, fusion: str = "micl_late", seed: int = 0, **options
 ):
     """An untrained NoteLLM-2 around a local decoder LLM and a local vision tower.
 
     `vision_dir` may hold a vision-only model (CLIPVisionModel, SiglipVisionModel) or a
     dual-encoder (CLIPModel, SiglipModel), whose vision half is taken. The new modules
     (Q-Former, projector, gate, projection) are random with `seed`; the new tokens' input
-    embeddings are the mean of the LLM's. Returns (model, processor).
+    embeddings are the mean of the LLM's. `options`: other NoteLLM2Config fields, and
+    qformer_hidden_size (the Q-Former's width; intermediate 4x, heads of 64). Returns
+    (model, processor).
     """
+    qformer_hidden = options.pop("qformer_hidden_size", None)
+    qformer_config = None
+    if qformer_hidden:
+        qformer_config = Blip2QFormerConfig(
+            hidden_size=qformer_hidden, intermediate_size=4 * qformer_hidden,
+            num_attention_heads=qformer_hidden // 64, num_hidden_layers=6)
     tokenizer = AutoTokenizer.from_pretrained(llm_dir)
     vocabulary = len(tokenizer)
     token_ids = add_special_tokens(tokenizer)
@@ -111,9 +123,11 @@ def compose_from_pretrained(
 
     config = NoteLLM2Config(
         vision_config=vision_tower.config,
+        qformer_config=qformer_config,
         text_config=language_model.config,
         fusion=fusion,
         **token_ids,
+        **options,
     )
     torch.manual_seed(seed)
     # Built at the LLM's dtype; the random ViT and LLM inside are replaced right after.

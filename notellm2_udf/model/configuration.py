@@ -9,8 +9,21 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_MASKED_LM_MAPPING_NAMES,
 )
 
-FUSIONS = ("basic", "micl", "late_only", "micl_late")
+FUSIONS = ("basic", "micl", "late_only", "micl_late", "basic_late")
 PROMPT_LANGUAGES = ("en", "zh")
+PROMPT_FORMATS = ("authors", "v1")
+MISSING_IMAGE = ("zero_image", "learned_vector")
+LATE_FUSION_INPUTS = ("cls", "pooler_output")
+
+# What a config.json written before these options existed was built with: such a checkpoint
+# keeps computing the embeddings it was trained for (`from_dict` fills them in).
+LEGACY_OPTIONS = {
+    "prompt_format": "v1",
+    "use_topics_column": True,
+    "missing_image": "learned_vector",
+    "late_fusion_input": "pooler_output",
+    "qformer_input_layernorm": True,
+}
 
 
 class NoteLLM2Config(PreTrainedConfig):
@@ -18,20 +31,33 @@ class NoteLLM2Config(PreTrainedConfig):
     Configuration of a NoteLLM-2 multimodal representation model (arXiv 2405.16789).
 
     vision_config: any Hugging Face vision tower whose output has `last_hidden_state`
-        [batch, patches, hidden] and a CLS-style `pooler_output` [batch, hidden]
-        (CLIP: post-layernorm CLS token; SigLIP: attention-pooling head). Frozen.
+        [batch, patches, hidden] (and `pooler_output` for late_fusion_input="pooler_output").
+        Frozen.
     qformer_config: a BLIP-2 Q-Former (6 layers by default) cross-attending into the
-        vision tokens; `encoder_hidden_size` is set from `vision_config.hidden_size`.
+        vision tokens; `encoder_hidden_size` is set from `vision_config.hidden_size`, its
+        own `hidden_size` (the query width, 768) is independent of the ViT's.
     text_config: a decoder-only LLM (any type with a causal-LM mapping: LLaMA, Qwen2, ...).
     num_query_tokens: learnable queries of the Q-Former = visual tokens per image (16).
     fusion: "basic" (one prompt segment with image and text, last token), "micl" (two
         segments, no late fusion), "late_only" (LLM sees text only, image enters through
-        the late-fusion gate) or "micl_late" (= NoteLLM-2, the default).
+        the late-fusion gate), "basic_late" (basic prompt + late fusion, no mICL) or
+        "micl_late" (= NoteLLM-2, the default).
     embed_dim: size of the stored L2-normalised embedding (64).
-    prompt_language: "en" or "zh" (the authors' released prompts are Chinese).
+    prompt_language: "zh" (the authors' prompt, default) or "en" (a translation).
+    prompt_format: "authors" (their template, the note part tokenised in one call and cut
+        to max_text_tokens, the suffix tokenised apart; their text preprocessing) or "v1"
+        (our first release: spaced template tokenised piece by piece, text-segment cap).
+    use_topics_column: put the `topics` column's tags before the content's hashtags (the
+        authors take topics from the content only: False).
+    missing_image: "zero_image" (the authors: the image segment stays, pixels all zero after
+        normalisation) or "learned_vector" (no image segment, a learned vector stands in).
+    late_fusion_input: "cls" (the ViT's last-layer CLS before its post-layernorm, the
+        authors') or "pooler_output" (CLIP: after it; SigLIP: its pooling head).
+    qformer_input_layernorm: a LayerNorm on the ViT tokens before the Q-Former (v1 only).
     title_max_chars / content_max_chars: character cuts of the authors' code (20 / 80).
-    topic_max_chars / max_topics: hashtag limits (16 characters, 10 topics).
-    max_text_tokens: cap on the tokens of the text segment, template included (140).
+    topic_max_chars / max_topics: hashtag limits (a `#tag#` of at most 16 characters, 10 topics).
+    max_text_tokens: 140; "authors": cap on the note part (BOS, template, the image as one
+        token, fields; the suffix comes on top); "v1": cap on the text segment.
     image_token_id / image_embedding_token_id / pad_token_id: ids of `<IMG>`, `<IMG_EMB>` and
         the pad token in the tokenizer; set when the tokenizer is composed.
     """
@@ -57,7 +83,12 @@ class NoteLLM2Config(PreTrainedConfig):
     projector_hidden_act: str = "gelu"
     fusion: str = "micl_late"
     embed_dim: int = 64
-    prompt_language: str = "en"
+    prompt_language: str = "zh"
+    prompt_format: str = "authors"
+    use_topics_column: bool = False
+    missing_image: str = "zero_image"
+    late_fusion_input: str = "cls"
+    qformer_input_layernorm: bool = False
     title_max_chars: int = 20
     content_max_chars: int = 80
     topic_max_chars: int = 16
@@ -67,6 +98,13 @@ class NoteLLM2Config(PreTrainedConfig):
     image_embedding_token_id: int | None = None
     pad_token_id: int | None = None
     initializer_range: float = 0.02
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        """A config.json without `prompt_format` predates the options of LEGACY_OPTIONS."""
+        if "prompt_format" not in config_dict:
+            config_dict = {**LEGACY_OPTIONS, **config_dict}
+        return super().from_dict(config_dict, **kwargs)
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -80,6 +118,11 @@ class NoteLLM2Config(PreTrainedConfig):
             raise ValueError(
                 f"prompt_language must be one of {PROMPT_LANGUAGES}, got {self.prompt_language!r}"
             )
+        for name, allowed in (("prompt_format", PROMPT_FORMATS),
+                              ("missing_image", MISSING_IMAGE),
+                              ("late_fusion_input", LATE_FUSION_INPUTS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name in ("num_query_tokens", "embed_dim", "title_max_chars", "content_max_chars",
                      "topic_max_chars", "max_topics", "max_text_tokens"):
             value = getattr(self, name)
@@ -115,4 +158,10 @@ class NoteLLM2Config(PreTrainedConfig):
     @property
     def uses_late_fusion(self) -> bool:
         """Whether the output goes through the late-fusion gate with the ViT CLS vector."""
-        return self.fusion in ("late_only", "micl_late")
+        return self.fusion in ("late_only", "micl_late", "basic_late")
+
+    @property
+    def zero_image_for_missing(self) -> bool:
+        """Whether a note without a usable image gets an all-zero (normalised) pixel tensor
+        and the full prompt, like one with an image."""
+        return self.missing_image == "zero_image"

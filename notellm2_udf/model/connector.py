@@ -12,13 +12,16 @@ class QFormerConnector(nn.Module):
     """BLIP-2 Q-Former: learnable queries cross-attend into the frozen ViT's tokens.
 
     Input [images, patches, vision_hidden]; output [images, num_query_tokens, qformer_hidden].
+    The queries have the Q-Former's width (qformer_config.hidden_size), which need not be
+    the ViT's: the cross-attention maps vision_hidden to it (ViT-bigG 1664 -> 768 or 1536).
+    As the authors, the ViT's last-layer tokens go in raw; `qformer_input_layernorm` (v1
+    checkpoints) puts BLIP-2's ln_vision in front.
     """
 
     def __init__(self, config: NoteLLM2Config):
         super().__init__()
-        # BLIP-2's ln_vision: the ViT's last_hidden_state is not normalised (CLIP applies its
-        # post-layernorm to the pooled CLS only), and the cross-attention expects it to be.
-        self.vision_layernorm = nn.LayerNorm(config.vision_config.hidden_size)
+        self.vision_layernorm = (nn.LayerNorm(config.vision_config.hidden_size)
+                                 if config.qformer_input_layernorm else nn.Identity())
         self.query_tokens = nn.Parameter(
             torch.zeros(1, config.num_query_tokens, config.qformer_config.hidden_size)
         )

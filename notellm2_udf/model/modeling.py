@@ -20,8 +20,8 @@ class NoteLLM2Output:
     visual_embedding: [batch, embed_dim] float32, L2-normalised visual embedding (n_v path).
     multimodal_hidden_state: [batch, llm_hidden], n_m before late fusion and projection.
     visual_hidden_state: [batch, llm_hidden], the visual state before late fusion and
-        projection: n_v, or the image vector v in `late_only`, or the learned no-image vector
-        for rows without an image.
+        projection: n_v, or the image vector v in `late_only`, or the no-image vector for
+        rows without an image (only under missing_image="learned_vector").
     """
 
     embedding: torch.Tensor
@@ -47,8 +47,8 @@ class NoteLLM2PreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         std = self.config.initializer_range
         if isinstance(module, QFormerConnector):
-            init.normal_(module.query_tokens, std=std)
-        elif isinstance(module, NoteLLM2Model):
+            init.zeros_(module.query_tokens)  # the authors' init
+        elif isinstance(module, NoteLLM2Model) and module.no_image_embedding is not None:
             init.normal_(module.no_image_embedding, std=std)
 
 
@@ -66,9 +66,11 @@ class NoteLLM2Model(NoteLLM2PreTrainedModel):
         if config.uses_late_fusion:
             self.late_fusion = LateFusion(config)
         hidden = config.text_config.hidden_size
-        # Stands in for the image of notes without one: the image vector v in late fusion
-        # and the visual state behind `visual_embedding`.
-        self.no_image_embedding = nn.Parameter(torch.zeros(hidden))
+        # missing_image="learned_vector": stands in for the image of notes without one (the
+        # image vector v in late fusion, the visual state behind `visual_embedding`). The
+        # authors' zero image needs none; a row without an image segment then gets zeros.
+        self.no_image_embedding = (nn.Parameter(torch.zeros(hidden))
+                                   if config.missing_image == "learned_vector" else None)
         self.embedding_projection = nn.Linear(hidden, config.embed_dim, bias=False)
         self.post_init()
 
@@ -100,9 +102,8 @@ class NoteLLM2Model(NoteLLM2PreTrainedModel):
         """
         rows = torch.arange(input_ids.shape[0], device=input_ids.device)
         inputs_embeds = self.get_input_embeddings()(input_ids)
-        image_vector = self.no_image_embedding.to(inputs_embeds.dtype).expand_as(
-            inputs_embeds[:, 0]
-        )
+        no_image = self._no_image_vector(inputs_embeds)
+        image_vector = no_image.expand_as(inputs_embeds[:, 0])
         if pixel_values is not None and pixel_values.shape[0] > 0:
             # The ViT is frozen: no graph through it, also when training.
             with torch.no_grad():
@@ -111,7 +112,10 @@ class NoteLLM2Model(NoteLLM2PreTrainedModel):
                 visual_tokens = self.projector(self.connector(vision.last_hidden_state))
                 inputs_embeds = self._place_visual_tokens(input_ids, inputs_embeds, visual_tokens)
             if self.config.uses_late_fusion:
-                cls_vectors = self.late_fusion.project_image(vision.pooler_output)
+                # The authors': the last layer's CLS before CLIP's post-layernorm.
+                cls = (vision.last_hidden_state[:, 0] if self.config.late_fusion_input == "cls"
+                       else vision.pooler_output)
+                cls_vectors = self.late_fusion.project_image(cls)
                 image_vector = image_vector.masked_scatter(has_image[:, None], cls_vectors)
 
         hidden = self.language_model(inputs_embeds=inputs_embeds).last_hidden_state
@@ -120,9 +124,8 @@ class NoteLLM2Model(NoteLLM2PreTrainedModel):
             visual_state = image_vector
         else:
             visual_state = hidden[rows, visual_positions]
-        visual_state = torch.where(
-            has_image[:, None], visual_state, self.no_image_embedding.to(visual_state.dtype)
-        )
+        visual_state = torch.where(has_image[:, None], visual_state,
+                                   no_image.to(visual_state.dtype))
 
         fused_multimodal, fused_visual = multimodal_state, visual_state
         if self.config.uses_late_fusion:
@@ -135,6 +138,12 @@ class NoteLLM2Model(NoteLLM2PreTrainedModel):
             multimodal_hidden_state=multimodal_state,
             visual_hidden_state=visual_state,
         )
+
+    def _no_image_vector(self, like: torch.Tensor) -> torch.Tensor:
+        """[llm_hidden]: the learned no-image vector, or zeros when the model has none."""
+        if self.no_image_embedding is not None:
+            return self.no_image_embedding.to(like.dtype)
+        return like.new_zeros(like.shape[-1])
 
     def _place_visual_tokens(
         self, input_ids: torch.Tensor, inputs_embeds: torch.Tensor, visual_tokens: torch.Tensor

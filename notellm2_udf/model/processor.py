@@ -16,6 +16,7 @@ from notellm2_udf.model.configuration import NoteLLM2Config
 from notellm2_udf.model.images import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 from notellm2_udf.model.pixels import ImagePixels
 from notellm2_udf.model.prompt import NoteFields, PromptBuilder
+from notellm2_udf.model.prompt_v1 import V1PromptBuilder
 
 EMPTY_FIELDS = NoteFields(title="", topics="", content="")
 
@@ -29,7 +30,9 @@ class PreparedNotes:
     unless an image was present but refused). text_error: n reasons (None unless preparing
     the text raised; the note then goes on without its text). pixel_values:
     [image_ok.sum(), 3, H, W] uint8, resized, in row order (`collate` normalises them);
-    image_index: [n] int64 row -> index into pixel_values (-1 without an image).
+    image_index: [n] int64 row -> index into pixel_values (-1 without an image). With
+    missing_image="zero_image" a row without an image still has the image segment, and
+    `collate` gives it an all-zero pixel tensor.
     """
 
     input_ids: list[np.ndarray]
@@ -55,12 +58,19 @@ class NoteLLM2Processor:
         self.tokenizer = tokenizer
         self.image_processor = image_processor
         self.config = config
-        self.prompt = PromptBuilder(tokenizer, config)
+        builder = PromptBuilder if config.prompt_format == "authors" else V1PromptBuilder
+        self.prompt = builder(tokenizer, config)
         self.pixels = ImagePixels(image_processor, config)
 
     @property
     def field_token_budget(self) -> int:
         return self.prompt.field_token_budget
+
+    def with_options(self, **options) -> "NoteLLM2Processor":
+        """The same tokenizer and image processor under a copy of the config with `options`
+        changed (e.g. missing_image="learned_vector" for the no-image-segment protocol)."""
+        config = self.config.__class__(**{**self.config.to_dict(), **options})
+        return NoteLLM2Processor(self.tokenizer, self.image_processor, config)
 
     @property
     def image_size(self) -> int:
@@ -81,12 +91,13 @@ class NoteLLM2Processor:
         The note is the unit of failure: whatever one note's bytes or text make any step
         raise (decode, convert, resize, preprocess, tokenise), that note alone loses the part
         that failed, with the reason in image_error / text_error, and goes on with what is
-        left. A missing or refused image leaves the image segment out of the prompt; empty
-        text leaves the fields as empty strings. Nothing here raises for a note's content.
-        With an executor, images are decoded and resized in its threads, each image right
-        after its decoding (the result does not depend on it). A `device_decoder`
-        (inference.device_images) takes the JPEGs it can decode on the model's device; the
-        other images go the CPU way, and pixel_values is then on that device.
+        left. A missing or refused image becomes a zero image (missing_image="zero_image") or
+        leaves the image segment out of the prompt ("learned_vector"); empty text leaves the
+        fields as empty strings. Nothing here raises for a note's content. With an executor,
+        images are decoded and resized in its threads, each image right after its decoding
+        (the result does not depend on it). A `device_decoder` (inference.device_images)
+        takes the JPEGs it can decode on the model's device; the other images go the CPU
+        way, and pixel_values is then on that device.
         """
         n = len(notes_pdf)
         datas = _column(notes_pdf, "image", n)
@@ -111,8 +122,9 @@ class NoteLLM2Processor:
             _column(notes_pdf, "topics", n))]
         fields = [text for text, _ in texts]
         text_error = [error for _, error in texts]
+        with_image = image_ok | self.config.zero_image_for_missing
         input_ids, embedding_positions, visual_positions = self._tokenize(
-            fields, image_ok, text_error)
+            fields, with_image, text_error)
         return PreparedNotes(
             input_ids=input_ids,
             lengths=embedding_positions + 1,
@@ -173,21 +185,31 @@ class NoteLLM2Processor:
         self, notes: PreparedNotes, rows: np.ndarray, device: torch.device | str | None = None
     ) -> dict[str, torch.Tensor]:
         """Model inputs for `rows` of `notes`, right-padded to the longest of them, on `device`
-        (default: the CPU); pixels are normalised there."""
+        (default: the CPU); pixels are normalised there. Under missing_image="zero_image"
+        every row has an image: a row without one gets zeros (after normalisation)."""
         lengths = notes.lengths[rows]
         input_ids = np.full((len(rows), int(lengths.max())), self.config.pad_token_id, np.int64)
         for out_row, row in enumerate(rows):
             input_ids[out_row, : lengths[out_row]] = notes.input_ids[row]
         image_rows = notes.image_index[rows]
         pixels = notes.pixel_values[torch.from_numpy(image_rows[image_rows >= 0])]
+        has_image = image_rows >= 0
+        if self.config.zero_image_for_missing:
+            has_image = np.ones(len(rows), dtype=bool)
         inputs = {
             "input_ids": torch.from_numpy(input_ids),
             "embedding_positions": torch.from_numpy(notes.embedding_positions[rows]),
             "visual_positions": torch.from_numpy(notes.visual_positions[rows]),
-            "has_image": torch.from_numpy(image_rows >= 0),
+            "has_image": torch.from_numpy(has_image),
         }
         inputs = {name: tensor.to(device) for name, tensor in inputs.items()}
-        inputs["pixel_values"] = self.pixels.normalize(pixels.to(device))
+        pixels = self.pixels.normalize(pixels.to(device))
+        if self.config.zero_image_for_missing and not bool((image_rows >= 0).all()):
+            size = self.image_size
+            full = torch.zeros((len(rows), 3, size, size), dtype=pixels.dtype, device=pixels.device)
+            full[torch.from_numpy(image_rows >= 0).to(pixels.device)] = pixels
+            pixels = full
+        inputs["pixel_values"] = pixels
         return inputs
 
     def __call__(self, notes_pdf: pd.DataFrame, **kwargs) -> dict[str, torch.Tensor]:

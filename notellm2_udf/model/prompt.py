@@ -1,5 +1,20 @@
-"""The mICL prompt of a note: its text fields after the authors' preprocessing, and the
-token ids of the whole prompt with the image and image-embedding slots."""
+"""The authors' mICL prompt (`prompt_format="authors"`, the default): their text
+preprocessing, their template character for character, and their tokenisation.
+
+How a note becomes ids, as in the authors' `_tokenize_fn` (../shared/NOTELLM2.md and the
+issue-14 spec, section 1):
+1. The note part (template + fields, everything but the suffix) is one string, tokenised in
+   one call with the tokenizer's own BOS; `<IMG>` and `<IMG_EMB>` are single added tokens
+   that split it. It is cut from the right to max_text_tokens (140) tokens, counting `<IMG>`
+   as one token, before anything else.
+2. The suffix `，压缩为一个词：“` is tokenised in a second call; its leading special tokens
+   (LLaMA's BOS) are dropped, a Metaspace word-boundary `▁` is kept, as theirs.
+3. `<IMG>` is then expanded to num_query_tokens slots (the model writes the Q-Former tokens
+   there). n_m = the last token; n_v = the token before `<IMG_EMB>`.
+Here the note part is tokenised as its pieces between the added tokens (PlainTextEncoder
+reproduces one call's ids, see tokenization.py) so that user text never becomes a special
+token: a title `hello <IMG> world` is plain characters.
+"""
 
 import re
 from dataclasses import dataclass
@@ -7,22 +22,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from notellm2_udf.model.configuration import NoteLLM2Config
+from notellm2_udf.model.tokenization import PlainTextEncoder
 
 IMAGE_TOKEN = "<IMG>"
 IMAGE_EMBEDDING_TOKEN = "<IMG_EMB>"
 PAD_TOKEN = "<pad>"
 
-# A topic is a `#tag#` in the content (the platform's hashtag syntax).
-HASHTAG = re.compile(r"#([^#\n]+?)#")
-WHITESPACE = re.compile(r"\s+")
+# The authors' topic: `#tag#` with word characters only (Unicode \w: CJK, letters, digits, _).
+HASHTAG = re.compile(r"#(\w+)#")
+PLATFORM_TOPIC_MARK = "[话题]"  # `#tag[话题]#` is the platform's spelling of `#tag#`
 
 
 @dataclass(frozen=True)
-class PromptPieces:
-    """The fixed text around the fields; the mICL prompt reads, with <IMG> and <IMG_EMB>:
+class PromptTemplate:
+    """The fixed text of the prompt. mICL note part:
     {image_open}<IMG>{image_close}<IMG_EMB>{after_image_embedding}{text_open}TITLE{topic}TOPICS
-    {content}CONTENT{text_close}   (one line per segment). `basic` joins the segments with
-    {image_to_title} after the visual tokens."""
+    {content}CONTENT{text_close}; basic: {image_open}<IMG>{image_to_title}TITLE...; text only:
+    {text_open}TITLE...; then {suffix} in every case."""
 
     image_open: str
     image_close: str
@@ -32,39 +48,47 @@ class PromptPieces:
     topic: str
     content: str
     text_close: str
+    suffix: str
     topic_separator: str
+    newline: str  # what a newline of the content becomes
 
 
-PROMPTS = {
-    "en": PromptPieces(
-        image_open='Note: {"image": "',
-        image_close='"}, compress this note into one word: "',
-        after_image_embedding='".\n',
-        text_open='Note: {"title": "',
-        image_to_title='", "title": "',
-        topic='", "topic": "',
-        content='", "content": "',
-        text_close='"}, compress this note into one word: "',
-        topic_separator=", ",
-    ),
-    # The authors' released prompts (笔记 / 图片 / 标题 / 话题 / 内容 / 压缩为一个词).
-    "zh": PromptPieces(
-        image_open='笔记：{"图片": "',
-        image_close='"}，压缩为一个词："',
-        after_image_embedding='"。\n',
-        text_open='笔记：{"标题": "',
-        image_to_title='", "标题": "',
-        topic='", "话题": "',
-        content='", "内容": "',
-        text_close='"}，压缩为一个词："',
+TEMPLATES = {
+    # The authors' characters: `：` U+FF1A, `，` U+FF0C, `“` U+201C, `”` U+201D, `。` U+3002;
+    # no spaces, no newlines.
+    "zh": PromptTemplate(
+        image_open='笔记：{"图片":"',
+        image_close='"}，压缩为一个词：“',
+        after_image_embedding="”。",
+        text_open='笔记：{"标题":"',
+        image_to_title='","标题":"',
+        topic='","话题":"',
+        content='","内容":"',
+        text_close='"}',
+        suffix="，压缩为一个词：“",
         topic_separator="，",
+        newline="。",
+    ),
+    # Our translation, same layout (an option for English-language notes).
+    "en": PromptTemplate(
+        image_open='Note:{"image":"',
+        image_close='"}, compress this note into one word:"',
+        after_image_embedding='". ',
+        text_open='Note:{"title":"',
+        image_to_title='","title":"',
+        topic='","topic":"',
+        content='","content":"',
+        text_close='"}',
+        suffix=', compress this note into one word:"',
+        topic_separator=", ",
+        newline=". ",
     ),
 }
 
 
 @dataclass(frozen=True)
 class NoteFields:
-    """A note's text after the authors' preprocessing."""
+    """A note's text after preprocessing."""
 
     title: str
     topics: str
@@ -75,96 +99,114 @@ class NoteFields:
         return not (self.title or self.topics or self.content)
 
 
+def check_token_ids(config: NoteLLM2Config) -> None:
+    for name in ("image_token_id", "image_embedding_token_id", "pad_token_id"):
+        if getattr(config, name) is None:
+            raise ValueError(f"config.{name} is not set: compose the model with init_model")
+
+
+def authors_fields(title, content, topics, config: NoteLLM2Config,
+                   template: PromptTemplate) -> NoteFields:
+    """The authors' preprocessing (data.py of their repository), in their order:
+    remove `[话题]`; each `#tag#` match (\\w+ only) of at most topic_max_chars characters,
+    `#`s included, becomes a topic and every occurrence of it leaves the content (longer
+    ones stay); no de-duplication; the first max_topics; newlines of the content become
+    `。`; content cut to content_max_chars then stripped, title cut to title_max_chars then
+    stripped. None / NaN fields are empty. With use_topics_column, the `topics` column's
+    tags come before the content's.
+    """
+    title = title if isinstance(title, str) else ""
+    content = content if isinstance(content, str) else ""
+    content = content.replace(PLATFORM_TOPIC_MARK, "")
+    tags = []
+    if config.use_topics_column and topics is not None and hasattr(topics, "__iter__"):
+        tags = [t for t in topics if isinstance(t, str) and t]
+    for match in HASHTAG.finditer(content):  # over the string before removals, as theirs
+        whole = match.group(0)
+        if len(whole) <= config.topic_max_chars:
+            tags.append(match.group(1))
+            content = content.replace(whole, "")
+    content = content.replace("\n", template.newline)
+    return NoteFields(
+        title=title[: config.title_max_chars].strip(),
+        topics=template.topic_separator.join(tags[: config.max_topics]).strip(),
+        content=content[: config.content_max_chars].strip(),
+    )
+
+
 class PromptBuilder:
-    """Token ids of notes' prompts under a NoteLLM2Config's prompt rules."""
+    """Token ids of notes' prompts under the authors' rules (see the module docstring)."""
 
     def __init__(self, tokenizer, config: NoteLLM2Config):
+        check_token_ids(config)
         self.tokenizer = tokenizer
         self.config = config
-        self.pieces = PROMPTS[config.prompt_language]
-        for name in ("image_token_id", "image_embedding_token_id", "pad_token_id"):
-            if getattr(config, name) is None:
-                raise ValueError(f"config.{name} is not set: compose the model with init_model")
-        ids = {name: self._ids(text) for name, text in vars(self.pieces).items()}
-        # Whatever the tokenizer puts first on its own (BOS for LLaMA, nothing for Qwen2).
-        prefix = np.asarray(tokenizer("")["input_ids"], dtype=np.int64)
-        image_slots = np.full(config.num_query_tokens, config.image_token_id, dtype=np.int64)
+        self.template = template = TEMPLATES[config.prompt_language]
+        self.text = text = PlainTextEncoder(tokenizer)
+        self.cap = config.max_text_tokens - len(text.end_ids)
+        prefix = list(text.prefix_ids)
+        # The note part before the user text: constant, and always inside the cap.
+        self._head = prefix + text.encode(template.image_open) + [config.image_token_id]
+        self._slot = len(self._head) - 1
+        nq = config.num_query_tokens
         if config.uses_micl:
-            before_visual = [prefix, ids["image_open"], image_slots, ids["image_close"]]
-            after_visual = [
-                np.asarray([config.image_embedding_token_id]),
-                ids["after_image_embedding"],
-                ids["text_open"],
-            ]
-        else:  # basic: the image is the first field of the one segment
-            before_visual = [prefix, ids["image_open"], image_slots, ids["image_to_title"]]
-            after_visual = []
-        self._head_with_image = np.concatenate(before_visual + after_visual)
-        self._visual_position = sum(len(part) for part in before_visual) - 1
-        self._head_without_image = np.concatenate([prefix, ids["text_open"]])
-        self._topic_ids, self._content_ids = ids["topic"], ids["content"]
-        self._tail_ids = ids["text_close"]
-        template_tokens = len(ids["text_open"]) + len(ids["topic"]) + len(ids["content"])
-        self.field_token_budget = config.max_text_tokens - template_tokens - len(self._tail_ids)
-        if self.field_token_budget < 1:
-            raise ValueError(
-                f"max_text_tokens={config.max_text_tokens} leaves no room for the fields: the "
-                f"prompt template alone takes {config.max_text_tokens - self.field_token_budget}"
-            )
-
-    def _ids(self, text: str) -> np.ndarray:
-        return np.asarray(self.tokenizer(text, add_special_tokens=False)["input_ids"], np.int64)
+            self._head += (text.encode(template.image_close, starts_input=False)
+                           + [config.image_embedding_token_id])
+            # The token before <IMG_EMB>, once <IMG> is expanded to nq slots.
+            self._visual_position = len(self._head) - 2 + nq - 1
+            self._fields_open = template.after_image_embedding + template.text_open
+        else:  # basic, basic_late: the image is the first field of the one segment
+            # The last visual token: by causality it has seen only the image.
+            self._visual_position = self._slot + nq - 1
+            self._fields_open = template.image_to_title
+        if len(self._head) >= self.cap:
+            raise ValueError(f"max_text_tokens={config.max_text_tokens} leaves no room after "
+                             f"the image segment ({len(self._head)} tokens)")
+        suffix = text.encode_with_specials(template.suffix)
+        # Their rule drops index 0 for LLaMA (the BOS) and nothing for Qwen: the prefix.
+        self._suffix = suffix[len(prefix):] if suffix[:len(prefix)] == prefix else suffix
+        empty = self.tokenize([NoteFields("", "", "")], np.asarray([True]))[0][0]
+        self.max_prompt_tokens = config.max_text_tokens + len(self._suffix) + (
+            config.num_query_tokens - 1 if config.uses_image_tokens else 0)
+        # Tokens left for the fields of a note with an image (before the cut).
+        self.field_token_budget = self.max_prompt_tokens - len(empty)
 
     def prepare_fields(self, title, content, topics) -> NoteFields:
-        """The authors' text preprocessing; None / NaN fields count as empty.
+        return authors_fields(title, content, topics, self.config, self.template)
 
-        Topics are the given ones followed by the `#tag#` hashtags of the content (which are
-        removed from it), deduplicated, each cut to topic_max_chars, at most max_topics.
-        Newlines and runs of whitespace become one space; title and content are then cut to
-        title_max_chars / content_max_chars characters.
-        """
-        config = self.config
-        content = content if isinstance(content, str) else ""
-        given = [] if topics is None or not hasattr(topics, "__iter__") else list(topics)
-        candidates = [t for t in given if isinstance(t, str)] + HASHTAG.findall(content)
-        cleaned = (_one_line(t)[: config.topic_max_chars] for t in candidates)
-        unique_topics = list(dict.fromkeys(t for t in cleaned if t))[: config.max_topics]
-        title = _one_line(title if isinstance(title, str) else "")
-        return NoteFields(
-            title=title[: config.title_max_chars],
-            topics=self.pieces.topic_separator.join(unique_topics),
-            content=_one_line(HASHTAG.sub(" ", content))[: config.content_max_chars],
-        )
+    def fields_text(self, fields: NoteFields) -> str:
+        """The fields with their template, as the note part holds them after the image."""
+        t = self.template
+        return f"{fields.title}{t.topic}{fields.topics}{t.content}{fields.content}{t.text_close}"
 
     def tokenize(self, fields: list[NoteFields], with_image: np.ndarray):
         """Prompt token ids of each note -> (input_ids, embedding_positions, visual_positions).
 
-        The text segment (template + fields) is capped at max_text_tokens: field tokens over
-        the budget are cut from the content first, then the topics, then the title.
+        with_image: [n] bool, whether the note's prompt has the image segment (fusions
+        without image tokens never have one).
         """
-        def batch_ids(texts: list[str]) -> list[list[int]]:
-            return self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+        config, text = self.config, self.text
+        with_segment = np.asarray(with_image, bool) & config.uses_image_tokens
+        rows_with = np.flatnonzero(with_segment)
+        rows_without = np.flatnonzero(~with_segment)
+        pieces: list[list[int]] = [[] for _ in fields]
+        after_image = text.encode_batch(
+            [self._fields_open + self.fields_text(fields[i]) for i in rows_with],
+            starts_input=False)
+        for row, ids in zip(rows_with, after_image):
+            pieces[row] = self._head + ids
+        text_only = text.encode_batch(
+            [self.template.text_open + self.fields_text(fields[i]) for i in rows_without])
+        for row, ids in zip(rows_without, text_only):
+            pieces[row] = list(text.prefix_ids) + ids
 
-        titles = batch_ids([f.title for f in fields])
-        topics = batch_ids([f.topics for f in fields])
-        contents = batch_ids([f.content for f in fields])
-        image_head = self._head_with_image if self.config.uses_image_tokens else None
-        input_ids, visual_positions = [], []
-        for title, topic, content, has_image in zip(titles, topics, contents, with_image):
-            budget = self.field_token_budget
-            title = title[:budget]
-            topic = topic[: budget - len(title)]
-            content = content[: budget - len(title) - len(topic)]
-            head = image_head if has_image and image_head is not None else self._head_without_image
-            input_ids.append(np.concatenate([
-                head, np.asarray(title, np.int64), self._topic_ids, np.asarray(topic, np.int64),
-                self._content_ids, np.asarray(content, np.int64), self._tail_ids,
-            ]))
-            visual_positions.append(self._visual_position if head is image_head else 0)
+        slots = [config.image_token_id] * (config.num_query_tokens - 1)
+        input_ids = []
+        for row, note in enumerate(pieces):
+            note = note[: self.cap] + list(text.end_ids) + self._suffix
+            if with_segment[row]:
+                note[self._slot:self._slot] = slots
+            input_ids.append(np.asarray(note, dtype=np.int64))
+        visual_positions = np.where(with_segment, self._visual_position, 0).astype(np.int64)
         lengths = np.asarray([len(ids) for ids in input_ids], dtype=np.int64)
-        return input_ids, lengths - 1, np.asarray(visual_positions, dtype=np.int64)
-
-
-def _one_line(text: str) -> str:
-    """Newlines (and runs of spaces left by removed hashtags) become one space."""
-    return WHITESPACE.sub(" ", text).strip()
+        return input_ids, lengths - 1, visual_positions

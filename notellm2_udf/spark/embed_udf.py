@@ -63,6 +63,7 @@ class EncoderSettings:
     compile: bool = False
     prepare_processes: int = 0
     image_decode: str = "auto"
+    missing_image: str | None = None  # override the checkpoint's (evaluation protocols)
 
 
 def load_encoder(settings: EncoderSettings, device: str):
@@ -76,7 +77,8 @@ def load_encoder(settings: EncoderSettings, device: str):
     return Encoder(settings.model_dir, device=device, batch_tokens=settings.batch_tokens,
                    max_image_pixels=settings.max_image_pixels, compile=settings.compile,
                    prepare_processes=settings.prepare_processes,
-                   image_decode=settings.image_decode)
+                   image_decode=settings.image_decode,
+                   missing_image=settings.missing_image)
 
 
 def cached_encoder(settings: EncoderSettings, device: str,

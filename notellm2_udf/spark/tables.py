@@ -11,8 +11,9 @@ from schemas import TableSpec
 
 
 def require_columns(df: DataFrame, spec: TableSpec, what: str) -> None:
-    """Raise JobInputError naming the contract columns `df` lacks."""
-    missing = [name for name in spec.column_names if name not in df.columns]
+    """Raise JobInputError naming the required contract columns `df` lacks (a contract's
+    optional columns may be absent)."""
+    missing = [name for name in spec.required_columns if name not in df.columns]
     if missing:
         raise JobInputError(f"{what} lacks contract columns of {spec.name}: {missing}")
 

@@ -107,7 +107,8 @@ def encode_pair_rows(pdf: pd.DataFrame, settings: LoaderSettings, max_length: in
         arrays["lengths"][:, column] = notes.lengths
         arrays["embedding_positions"][:, column] = notes.embedding_positions
         arrays["visual_positions"][:, column] = notes.visual_positions
-        arrays["has_image"][:, column] = notes.image_ok
+        # Under missing_image="zero_image" every note has an image: zeros when it lacks one.
+        arrays["has_image"][:, column] = notes.image_ok | processor.config.zero_image_for_missing
         pixels = processor.pixels.normalize(notes.pixel_values).numpy()
         for row in np.flatnonzero(notes.image_ok):
             image = pixels[notes.image_index[row]]
@@ -137,17 +138,9 @@ def model_inputs(batch: dict) -> dict:
 
 
 def prompt_length_cap(processor) -> int:
-    """The longest prompt the processor can produce: a note with an image and a full text
-    budget (the image segment, the text template, field_token_budget field tokens)."""
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (processor.image_size, processor.image_size)).save(buffer, "PNG")
-    empty_pdf = pd.DataFrame({"title": [None], "content": [None], "topics": [None],
-                              "image": [buffer.getvalue()]})
-    return int(processor.prepare_notes(empty_pdf).lengths[0]) + processor.field_token_budget
+    """The longest prompt the processor can produce (authors: max_text_tokens + the suffix
+    + num_query_tokens - 1)."""
+    return processor.prompt.max_prompt_tokens
 
 
 def _flip(settings: LoaderSettings, note_id: str) -> bool:

@@ -23,17 +23,34 @@ from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
 log = logging.getLogger("notellm2.train")
 
 
+LR_SCHEDULES = ("warmup_decay_log", "linear")
+
+
 @dataclass(frozen=True)
 class TrainSettings:
-    """The run's hyper-parameters and files (the paper's 7B recipe as defaults)."""
+    """The run's hyper-parameters and files (the authors' 7B recipe as defaults: 128 pairs
+    per global step, e.g. 1 process x 128 or 8 x 16)."""
 
     init_model_dir: str
     output_dir: str
     epochs: int = 1
-    batch_pairs: int = 16  # per process
+    batch_pairs: int = 128  # per process
+    # GradCache: embed this many pairs per forward pass, back-propagate them chunk by chunk
+    # (0: the whole local batch in one pass). Same loss and gradients, bounded activations.
+    sub_batch_pairs: int = 16
     lr: float = 3e-6
     weight_decay: float = 0.001
+    # True: one group, decay on every parameter including the temperature (the authors');
+    # False: none on biases, norms, vectors and the temperature (CLIP's habit, our v1).
+    decay_all_parameters: bool = True
     warmup_ratio: float = 0.1
+    lr_schedule: str = "warmup_decay_log"  # DeepSpeed WarmupDecayLR (the authors'), or linear
+    max_grad_norm: float = 1.0  # global-norm clipping of the full gradient; 0 = off
+    text_weight: float = 9.0  # mICL: L = (text_weight L_m + vision_weight L_v) / (sum)
+    vision_weight: float = 1.0
+    temperature_cap: float | None = None  # cap on t (v1: ln 100); None = unclamped (authors)
+    optimizer: str = "adamw"  # or "sgd" (plain, no momentum): for exact-equivalence checks
+    eval_every: int = 1750  # steps between validation losses (with validation converters)
     seed: int = 0
     checkpoint_every: int = 0  # steps; 0 = only at the end
     stop_at_step: int | None = None  # stop there (checkpointed) to continue with --resume
@@ -49,6 +66,7 @@ class TrainPlan:
 
     settings: TrainSettings
     converters: list[list] = field(default_factory=list)  # [epoch - start_epoch][rank]
+    validation_converters: list = field(default_factory=list)  # [rank]; empty: no validation
     steps_per_epoch: int = 0
     start_step: int = 0
     resume_from: str | None = None  # a checkpoint step directory
@@ -63,12 +81,27 @@ class TrainPlan:
 
 
 def learning_rate(step: int, total_steps: int, settings: TrainSettings) -> float:
-    """Linear warm-up over warmup_ratio of the steps, then linear decay to 0 (the Hugging Face
-    Trainer's default schedule, which the authors' code uses). `step` counts from 0."""
-    warmup = max(1, math.ceil(settings.warmup_ratio * total_steps))
-    if step < warmup:
-        return settings.lr * (step + 1) / warmup
-    return settings.lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+    """The learning rate of optimizer step `step` (counted from 0).
+
+    warmup_decay_log: DeepSpeed's WarmupDecayLR with its default log warm-up, as the
+    authors ran it: Ws = max(2, ceil(warmup_ratio T)); f(i) = lr ln(i + 1) / ln(Ws) for
+    i < Ws, else lr max(0, (T - i) / max(1, T - Ws)). Their scheduler starts at -1 and steps
+    after each optimizer step, so step 0 runs at the optimizer's configured lr and step s >= 1
+    at f(s - 1); we keep that quirk (step 1 is then at 0).
+    linear: the Hugging Face Trainer's linear warm-up and decay (our v1).
+    """
+    if settings.lr_schedule == "linear":
+        warmup = max(1, math.ceil(settings.warmup_ratio * total_steps))
+        if step < warmup:
+            return settings.lr * (step + 1) / warmup
+        return settings.lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+    if step == 0:
+        return settings.lr
+    i = step - 1
+    warmup = max(2, math.ceil(settings.warmup_ratio * total_steps))
+    if i < warmup:
+        return settings.lr * math.log(i + 1) / math.log(warmup)
+    return settings.lr * max(0.0, (total_steps - i) / max(1, total_steps - warmup))
 
 
 @dataclass
@@ -150,13 +183,22 @@ def _start_process(plan: TrainPlan) -> _Process:
     model, processor = load_checkpoint(_model_dir(plan), device=device)
     model.train()
     model.vision_tower.eval()  # frozen: no dropout noise either
-    temperature = Temperature().to(device)
+    temperature = Temperature(cap=settings.temperature_cap).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW([
-        {"params": [p for p in trainable if p.ndim >= 2], "weight_decay": settings.weight_decay},
-        # Biases, norms, the no-image vector and the temperature are not decayed (as in CLIP).
-        {"params": [p for p in trainable if p.ndim < 2] + [temperature.value], "weight_decay": 0.0},
-    ], lr=settings.lr)
+    if settings.decay_all_parameters:  # the authors': DeepSpeed gets every parameter at once
+        groups = [{"params": trainable + [temperature.value],
+                   "weight_decay": settings.weight_decay}]
+    else:
+        groups = [
+            {"params": [p for p in trainable if p.ndim >= 2],
+             "weight_decay": settings.weight_decay},
+            {"params": [p for p in trainable if p.ndim < 2] + [temperature.value],
+             "weight_decay": 0.0},
+        ]
+    if settings.optimizer == "sgd":
+        optimizer = torch.optim.SGD(groups, lr=settings.lr)
+    else:  # betas and eps are DeepSpeed's AdamW defaults too
+        optimizer = torch.optim.AdamW(groups, lr=settings.lr, betas=(0.9, 0.999), eps=1e-8)
     history: list[dict] = []
     if plan.resume_from:
         state = load_training_state(plan.resume_from)
@@ -174,7 +216,6 @@ def _train_step(run: _Process, batch, step: int, total_steps: int) -> dict:
 
     from notellm2_udf.training import distributed
     from notellm2_udf.training.data import model_inputs
-    from notellm2_udf.training.loss import training_loss
 
     settings = run.settings
     # Re-seeded every step (dropout): a resumed run draws what an uninterrupted one would.
@@ -183,24 +224,113 @@ def _train_step(run: _Process, batch, step: int, total_steps: int) -> dict:
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     inputs = {k: v.to(run.device) for k, v in model_inputs(batch).items()}
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=run.device.type == "cuda"):
-        output = run.model(**inputs)
-    losses = training_loss(
-        distributed.gather_with_local_grad(output.embedding),
-        distributed.gather_with_local_grad(output.visual_embedding),
-        # gloo has no bool all_gather
-        distributed.gather_with_local_grad(inputs["has_image"].long()).bool(),
-        global_partners(settings.batch_pairs, run.processes, run.device),
-        run.temperature.scale(), run.model.config.uses_micl)
     run.optimizer.zero_grad(set_to_none=False)
-    losses["loss"].backward()
+    losses = step_gradients(run.model, inputs, run.temperature, settings, run.processes)
     for p in run.trainable + [run.temperature.value]:
         if p.grad is None:  # unused this step (no image in the batch): a zero step
             p.grad = torch.zeros_like(p)
     distributed.sum_gradients(run.trainable)
+    if settings.max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(run.trainable + [run.temperature.value],
+                                       settings.max_grad_norm)
     run.optimizer.step()
     return {"lr": lr, **{k: float(v) for k, v in losses.items()},
             "temperature": float(run.temperature.value)}
+
+
+def step_gradients(model, inputs: dict, temperature, settings: TrainSettings,
+                   processes: int) -> dict:
+    """Forward and backward of one step's loss over the global batch; gradients accumulate
+    in the parameters (this process's part of them). Returns the losses.
+
+    With sub_batch_pairs smaller than the local batch this is GradCache (Gao et al. 2021):
+    1. embed the notes sub-batch by sub-batch without a graph, keeping only the embeddings;
+    2. compute the loss over all (gathered) embeddings and its gradient w.r.t. them;
+    3. re-run each sub-batch with a graph, RNG state restored so that dropout draws the same
+       masks, and back-propagate the cached embedding gradients through it.
+    The loss and the gradients are those of the one-pass step (up to float summation order);
+    activations are held for one sub-batch at a time.
+    """
+    import torch
+
+    from notellm2_udf.training import distributed
+    from notellm2_udf.training.loss import training_loss
+
+    notes = inputs["input_ids"].shape[0]
+    chunk = 2 * settings.sub_batch_pairs if settings.sub_batch_pairs else notes
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16,
+                              enabled=inputs["input_ids"].device.type == "cuda")
+
+    def loss_of(embedding, visual_embedding):
+        return training_loss(
+            distributed.gather_with_local_grad(embedding),
+            distributed.gather_with_local_grad(visual_embedding),
+            # gloo has no bool all_gather
+            distributed.gather_with_local_grad(inputs["has_image"].long()).bool(),
+            global_partners(settings.batch_pairs, processes, embedding.device),
+            temperature.scale(), model.config.uses_micl,
+            weights=(settings.text_weight, settings.vision_weight))
+
+    if chunk >= notes:
+        with autocast:
+            output = model(**inputs)
+        losses = loss_of(output.embedding, output.visual_embedding)
+        losses["loss"].backward()
+        return losses
+
+    parts = [torch.arange(start, min(start + chunk, notes)) for start in range(0, notes, chunk)]
+    rng_states, embeddings, visual_embeddings = [], [], []
+    with torch.no_grad():
+        for rows in parts:
+            rng_states.append(_rng_state())
+            with autocast:
+                output = model(**sub_batch(inputs, rows))
+            embeddings.append(output.embedding)
+            visual_embeddings.append(output.visual_embedding)
+    embedding = torch.cat(embeddings).requires_grad_()
+    visual_embedding = torch.cat(visual_embeddings).requires_grad_()
+    losses = loss_of(embedding, visual_embedding)
+    losses["loss"].backward()
+    after = _rng_state()
+    for rows, state in zip(parts, rng_states):
+        _set_rng_state(state)
+        with autocast:
+            output = model(**sub_batch(inputs, rows))
+        surrogate = (output.embedding * embedding.grad[rows]).sum()
+        if visual_embedding.grad is not None:
+            surrogate = surrogate + (output.visual_embedding * visual_embedding.grad[rows]).sum()
+        surrogate.backward()
+    _set_rng_state(after)
+    return {name: value.detach() for name, value in losses.items()}
+
+
+def sub_batch(inputs: dict, rows) -> dict:
+    """The model inputs of `rows` of a batch (pixel_values hold the rows with an image)."""
+    has_image = inputs["has_image"]
+    image_index = has_image.long().cumsum(0) - 1
+    picked = has_image[rows]
+    length = int(inputs["embedding_positions"][rows].max()) + 1
+    return {"input_ids": inputs["input_ids"][rows, :length],
+            "embedding_positions": inputs["embedding_positions"][rows],
+            "visual_positions": inputs["visual_positions"][rows],
+            "has_image": picked,
+            "pixel_values": inputs["pixel_values"][image_index[rows][picked]]}
+
+
+def _rng_state() -> tuple:
+    import torch
+
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    return torch.get_rng_state(), cuda
+
+
+def _set_rng_state(state: tuple) -> None:
+    import torch
+
+    cpu, cuda = state
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state_all(cuda)
 
 
 def _after_step(run: _Process, record: dict, step: int, total_steps: int) -> None:

@@ -9,20 +9,24 @@ import torch
 from torch import nn
 
 INITIAL_TEMPERATURE = 3.0  # exp(3.0) ~ 20, the paper's starting scale
-# CLIP's cap on the logit scale: past 100 the softmax is nearly one-hot and training stalls.
-MAX_TEMPERATURE = math.log(100.0)
-MICL_WEIGHTS = (9.0, 1.0)  # (multimodal, visual)
+# CLIP's cap on the logit scale (our v1 default; the authors have none): past 100 the
+# softmax is nearly one-hot.
+CLIP_MAX_TEMPERATURE = math.log(100.0)
+MICL_WEIGHTS = (9.0, 1.0)  # (multimodal, visual): NoteLLM-2's run
 
 
 class Temperature(nn.Module):
-    """The learnable scalar t of `logits = exp(t) * E E^T`."""
+    """The learnable scalar t of `logits = exp(t) * E E^T`; `cap` clamps t (None: unclamped,
+    the authors')."""
 
-    def __init__(self, initial: float = INITIAL_TEMPERATURE):
+    def __init__(self, initial: float = INITIAL_TEMPERATURE, cap: float | None = None):
         super().__init__()
         self.value = nn.Parameter(torch.tensor(float(initial)))
+        self.cap = cap
 
     def scale(self) -> torch.Tensor:
-        return self.value.clamp(max=MAX_TEMPERATURE).exp()
+        value = self.value if self.cap is None else self.value.clamp(max=self.cap)
+        return value.exp()
 
 
 def pair_partners(pairs: int, device: torch.device | None = None) -> torch.Tensor:
@@ -63,8 +67,10 @@ def training_loss(
     partner: torch.Tensor,
     scale: torch.Tensor,
     use_micl: bool,
+    weights: tuple[float, float] = MICL_WEIGHTS,
 ) -> dict[str, torch.Tensor]:
-    """{"loss", "multimodal", "visual"}: L = (9 L_m + 1 L_v) / 10 with mICL, else L = L_m.
+    """{"loss", "multimodal", "visual"}: L = (w_m L_m + w_v L_v) / (w_m + w_v) with mICL
+    (weights = (w_m, w_v), 9:1 for NoteLLM-2), else L = L_m.
 
     Without mICL (basic, late_only) there is no visual segment to train, so L_v is reported
     (under no_grad) but not optimised.
@@ -72,7 +78,7 @@ def training_loss(
     multimodal = infonce_loss(embedding, partner, scale)
     if use_micl:
         visual = infonce_loss(visual_embedding, partner, scale, valid=has_image)
-        weight_m, weight_v = MICL_WEIGHTS
+        weight_m, weight_v = weights
         loss = (weight_m * multimodal + weight_v * visual) / (weight_m + weight_v)
     else:
         with torch.no_grad():

@@ -55,8 +55,10 @@ def undirected_pairs(pairs_df: DataFrame) -> DataFrame:
 def with_notes(pairs_df: DataFrame, notes_df: DataFrame) -> DataFrame:
     """Pairs with both notes' fields as a_* and b_* columns (topics as a JSON string, since the
     torch loader takes no nested columns). Pairs whose notes are missing are dropped.
-    `notes_df` must have one row per note_id."""
-    result_df = pairs_df.select("note_id", "related_note_id", "dt", "pair_kind")
+    `notes_df` must have one row per note_id. `pair_kind` (sample data only) is kept when
+    the pairs have it."""
+    extra = ["pair_kind"] if "pair_kind" in pairs_df.columns else []
+    result_df = pairs_df.select("note_id", "related_note_id", "dt", *extra)
     for side, key in zip(SIDES, ("note_id", "related_note_id")):
         side_df = notes_df.select(
             *[F.col(name).alias(f"{side}_{name}") for name in NOTE_FIELDS if name != "topics"],

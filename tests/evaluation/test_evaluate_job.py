@@ -32,16 +32,17 @@ def test_evaluate_job_writes_the_report(spark, tiny_model_dir, sample_locations,
                           "--report", str(report), "--ks", "1,10,1000"])
     assert code == 0
     metrics = json.loads((report / "metrics.json").read_text())
-    assert set(metrics) == {"full", "image", "text", "subsets", "counts", "model_version",
-                            "held_out_from"}
+    assert set(metrics) == {"full", "image", "text", "text_no_image", "subsets", "counts",
+                            "model_version", "held_out_from"}
     assert metrics["held_out_from"] == "2026-11-21"
-    assert set(metrics["subsets"]["full"]) == {"short_query", "long_query", "image_pairs",
-                                               "text_pairs"}
+    assert set(metrics["subsets"]["full"]) == {"short_query", "long_query", "short_target",
+                                               "long_target", "image_pairs", "text_pairs"}
 
     # The pool is smaller than 1000, so R@1000 is the share of test pairs whose two notes
     # can be encoded under the inputs: all of them with full inputs, only pairs where both
     # have an image (text) with image-only (text-only) inputs.
-    notes = spark.read.format("delta").load(notes_uri).where("dt = '2026-11-21'").toPandas()
+    # The pool: the notes of the test pairs, whatever day they were posted.
+    notes = spark.read.format("delta").load(notes_uri).toPandas()
     has_image = dict(zip(notes["note_id"], notes["image"].notna()))
     has_text = dict(zip(notes["note_id"], notes["title"].fillna("").str.len() > 0))
     pairs = spark.read.format("delta").load(pairs_uri).where("dt = '2026-11-21'").toPandas()
@@ -55,6 +56,9 @@ def test_evaluate_job_writes_the_report(spark, tiny_model_dir, sample_locations,
     assert metrics["full"]["recall@1000"] == 1.0
     assert metrics["image"]["recall@1000"] == both(has_image)
     assert metrics["text"]["recall@1000"] == both(has_text)
+    assert metrics["text_no_image"]["recall@1000"] == both(has_text)
+    # The two text-only protocols are different inputs: a zero image vs no image segment.
+    assert metrics["text"] != metrics["text_no_image"]
     assert both(has_image) < 1.0 and both(has_text) < 1.0  # the sample has both kinds of gap
     assert "| image only | all |" in (report / "report.md").read_text()
 
@@ -65,3 +69,22 @@ def test_evaluate_job_refuses_a_model_that_is_not_there(sample_locations, tmp_pa
                           "--model", str(tmp_path / "none"), "--report", str(tmp_path / "r")])
     assert code == 2
     assert "unreadable model" in capsys.readouterr().err
+
+
+def test_a_table_of_exactly_the_contract_columns_and_only_the_test_period_evaluates(
+        spark, tiny_model_dir, sample_locations, tmp_path):
+    """note_id, related_note_id, score, dt (no pair_kind), all of it the test period."""
+    notes_uri, pairs_uri = sample_locations
+    real_uri = str(tmp_path / "real_pairs")
+    (spark.read.format("delta").load(pairs_uri).where("dt = '2026-11-21'")
+     .select("note_id", "related_note_id", "score", "dt")
+     .write.format("delta").partitionBy("dt").save(real_uri))
+    report = tmp_path / "report"
+    code = evaluate.main(["--pairs", real_uri, "--notes", notes_uri, "--model", tiny_model_dir,
+                          "--report", str(report), "--ks", "1,1000", "--inputs", "full",
+                          "--all-pairs"])
+    assert code == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["held_out_from"] is None and metrics["full"]["recall@1000"] == 1.0
+    assert set(metrics["subsets"]["full"]) == {"short_query", "long_query", "short_target",
+                                               "long_target"}

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from notellm2_udf.evaluation.recall import (
+    length_subsets,
+    pair_kind_subsets,
     partner_ranks,
-    query_subsets,
     recall_at,
     retrieval_arrays,
     select_test_pairs,
@@ -45,14 +46,29 @@ def test_recall_on_a_hand_made_case():
     assert math.isnan(recall_at(ranks[:0], [1])["recall@1"])
 
 
-def test_query_subsets_split_at_the_median_and_by_pair_kind():
+def test_length_subsets_select_their_own_pairs_for_queries_and_targets():
+    """Notes a..f with 5..60 characters (median 32.5 over the six notes of the pairs). Each
+    subset is filtered first, then selected greedily: (c, f) loses to (a, c) among the short
+    queries (c is taken), but is kept among the long targets, where (a, c) is not."""
+    chars = {"a": 5, "b": 10, "c": 20, "d": 45, "e": 50, "f": 60}
+    pairs = pd.DataFrame({"note_id": ["a", "c", "d", "e"],
+                          "related_note_id": ["c", "f", "b", "a"],
+                          "score": [4.0, 3.0, 2.0, 1.0]})
+    subsets = length_subsets(pairs, chars)
+    as_pairs = {name: list(zip(pdf["note_id"], pdf["related_note_id"]))
+                for name, pdf in subsets.items()}
+    assert as_pairs == {"short_query": [("a", "c")],
+                        "long_query": [("d", "b"), ("e", "a")],
+                        "short_target": [("a", "c"), ("d", "b")],
+                        "long_target": [("c", "f")]}
+
+
+def test_pair_kind_subsets_only_where_the_column_exists():
     pairs = pd.DataFrame({"note_id": list("abcd"), "pair_kind": ["text", "image", "image", None]})
-    subsets = query_subsets(pairs, np.array([5, 50, 10, 100]))
-    assert subsets["short_query"].tolist() == [True, False, True, False]
-    assert subsets["long_query"].tolist() == [False, True, False, True]
+    subsets = pair_kind_subsets(pairs)
     assert subsets["image_pairs"].tolist() == [False, True, True, False]
     assert subsets["text_pairs"].tolist() == [True, False, False, False]
-    assert set(subsets) == {"short_query", "long_query", "image_pairs", "text_pairs"}
+    assert pair_kind_subsets(pairs.drop(columns="pair_kind")) == {}
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 2, 4096])

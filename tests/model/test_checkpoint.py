@@ -117,3 +117,21 @@ def test_compose_from_local_hugging_face_checkpoints(tmp_path, llm, vision):
     torch.testing.assert_close(outputs(model, processor, notes).embedding,
                                outputs(loaded, loaded_processor, notes).embedding, rtol=0, atol=0)
     assert model_version(tmp_path / "composed") == version
+
+
+def test_a_config_json_from_before_the_authors_options_loads_as_it_was_built(v1_parts, tmp_path):
+    """config.json written before prompt_format existed: the v1 options, same embeddings."""
+    from notellm2_udf.model.configuration import LEGACY_OPTIONS
+
+    save_checkpoint(*v1_parts, tmp_path / "old")
+    config_path = tmp_path / "old" / "config.json"
+    config = json.loads(config_path.read_text())
+    for name in LEGACY_OPTIONS:
+        config.pop(name)
+    config_path.write_text(json.dumps(config))
+    model, processor = load_checkpoint(tmp_path / "old")
+    assert {name: getattr(model.config, name) for name in LEGACY_OPTIONS} == LEGACY_OPTIONS
+    with torch.no_grad():
+        expected = v1_parts[0](**v1_parts[1](mixed_notes())).embedding
+        got = model(**processor(mixed_notes())).embedding
+    assert torch.equal(expected, got)

@@ -49,7 +49,8 @@ def test_late_fusion_matches_a_hand_computation(tiny_model, tiny_processor):
     inputs = tiny_processor(notes)
     with torch.no_grad():
         output = tiny_model(**inputs)
-        cls = tiny_model.vision_tower(pixel_values=inputs["pixel_values"]).pooler_output
+        # The authors' input: the last layer's CLS before the post-layernorm.
+        cls = tiny_model.vision_tower(pixel_values=inputs["pixel_values"]).last_hidden_state[:, 0]
         v = cls @ fusion.vision_proj.weight.T
         h = output.multimodal_hidden_state
         z = torch.sigmoid(torch.cat([h, v], dim=-1) @ fusion.gate.weight.T)
@@ -61,11 +62,21 @@ def test_late_fusion_matches_a_hand_computation(tiny_model, tiny_processor):
 def test_new_parameters_are_initialised(tiny_model):
     weight = tiny_model.late_fusion.gate.weight  # [32, 64]: xavier std = sqrt(2 / (64 + 32))
     assert abs(weight.std().item() - (2 / 96) ** 0.5) < 0.03
-    assert 0.01 < tiny_model.connector.query_tokens.std().item() < 0.03
-    assert 0.01 < tiny_model.no_image_embedding.std().item() < 0.03
+    assert tiny_model.connector.query_tokens.eq(0).all()  # the authors' zeros
+    assert tiny_model.no_image_embedding is None  # zero images instead
+    assert isinstance(tiny_model.connector.vision_layernorm, torch.nn.Identity)
 
 
-def test_rows_without_image_use_the_learned_no_image_vector(tiny_model, tiny_processor):
+def test_v1_options_keep_the_first_release_modules(v1_parts):
+    model = v1_parts[0]
+    assert 0.01 < model.no_image_embedding.std().item() < 0.03
+    assert isinstance(model.connector.vision_layernorm, torch.nn.LayerNorm)
+
+
+def test_v1_rows_without_image_use_the_learned_no_image_vector(v1_parts):
+    import copy
+
+    tiny_model, tiny_processor = copy.deepcopy(v1_parts[0]), v1_parts[1]
     notes = notes_frame([
         {"title": "one", "content": "first note"},
         {"title": "two", "content": "something else"},
@@ -98,7 +109,7 @@ def test_image_slots_must_match_the_images(tiny_model, tiny_processor):
         tiny_model(**inputs)
 
 
-@pytest.mark.parametrize("fusion", ["basic", "micl", "late_only"])
+@pytest.mark.parametrize("fusion", ["basic", "micl", "late_only", "basic_late"])
 def test_ablation_variants(fusion):
     model, processor = compose_tiny_random(fusion, seed=0)
     image = image_bytes(5)
@@ -112,11 +123,22 @@ def test_ablation_variants(fusion):
     # In every variant the visual embedding depends on the image only.
     torch.testing.assert_close(output.visual_embedding[0], output.visual_embedding[1],
                                rtol=0, atol=1e-6)
-    assert hasattr(model, "late_fusion") == (fusion == "late_only")
+    assert hasattr(model, "late_fusion") == (fusion in ("late_only", "basic_late"))
     assert hasattr(model, "connector") == (fusion != "late_only")
     if fusion == "late_only":  # the LLM never sees the image: v = W_v CLS
         v = output.visual_hidden_state[0]
         with torch.no_grad():
             cls = model.vision_tower(
-                pixel_values=processor(notes)["pixel_values"][:1]).pooler_output
+                pixel_values=processor(notes)["pixel_values"][:1]).last_hidden_state[:, 0]
         torch.testing.assert_close(v, model.late_fusion.project_image(cls)[0])
+
+
+def test_qformer_width_and_query_count_are_independent_of_the_vit():
+    """A Q-Former wider than the ViT (as ViT-bigG 1664 with a 1536 Q-Former) and 8 queries."""
+    model, processor = compose_tiny_random(num_query_tokens=8, qformer_hidden_size=48)
+    assert model.connector.query_tokens.shape == (1, 8, 48)
+    assert model.config.vision_config.hidden_size == 32
+    inputs = processor(mixed_notes())
+    assert int((inputs["input_ids"][0] == model.config.image_token_id).sum()) == 8
+    output = run(model, processor, mixed_notes())
+    torch.testing.assert_close(output.embedding.norm(dim=-1), torch.ones(8))

@@ -15,8 +15,13 @@ def decode(processor, ids) -> str:
     return processor.tokenizer.decode(ids)
 
 
-def test_fields_follow_the_authors_preprocessing(tiny_processor):
-    fields = tiny_processor.prompt.prepare_fields(
+@pytest.fixture
+def v1_processor(v1_parts):
+    return v1_parts[1]
+
+
+def test_v1_fields_follow_our_first_preprocessing(v1_processor):
+    fields = v1_processor.prompt.prepare_fields(
         title="A title that is longer than twenty characters",
         content="Line one\nline two #travel# and #a tag far longer than sixteen chars# end "
         + "x" * 100,
@@ -28,31 +33,31 @@ def test_fields_follow_the_authors_preprocessing(tiny_processor):
     assert "#" not in fields.content and "\n" not in fields.content
 
 
-def test_at_most_ten_topics_and_missing_fields_are_empty(tiny_processor):
+def test_at_most_ten_topics_and_missing_fields_are_empty(v1_processor):
     content = " ".join(f"#t{i}#" for i in range(15))
-    fields = tiny_processor.prompt.prepare_fields(title=None, content=content, topics=None)
+    fields = v1_processor.prompt.prepare_fields(title=None, content=content, topics=None)
     assert fields.topics.split(", ") == [f"t{i}" for i in range(10)]
     assert fields.title == "" and fields.content == ""
-    assert tiny_processor.prompt.prepare_fields(float("nan"), None, np.array([])).is_empty
+    assert v1_processor.prompt.prepare_fields(float("nan"), None, np.array([])).is_empty
 
 
-def test_micl_prompt_layout_and_positions(tiny_processor):
-    notes = tiny_processor.prepare_notes(notes_frame([
+def test_v1_micl_prompt_layout_and_positions(v1_processor):
+    notes = v1_processor.prepare_notes(notes_frame([
         {"title": "Cat", "content": "A cat #pets#", "image": image_bytes(0)},
         {"title": "Dog", "content": "No image here", "image": None},
     ]))
-    config = tiny_processor.config
+    config = v1_processor.config
     with_image, without_image = notes.input_ids
     assert (with_image == config.image_token_id).sum() == 16
     # n_v is the opening quote right before <IMG_EMB>; n_m is the last token.
     assert with_image[notes.visual_positions[0] + 1] == config.image_embedding_token_id
-    assert decode(tiny_processor, with_image[: notes.visual_positions[0] + 1]).endswith(
+    assert decode(v1_processor, with_image[: notes.visual_positions[0] + 1]).endswith(
         'compress this note into one word: "')
-    assert decode(tiny_processor, with_image[notes.visual_positions[0] + 1:]) == (
+    assert decode(v1_processor, with_image[notes.visual_positions[0] + 1:]) == (
         '<IMG_EMB>".\nNote: {"title": "Cat", "topic": "pets", "content": "A cat"}, '
         'compress this note into one word: "')
     # Without an image the image segment is left out.
-    assert decode(tiny_processor, without_image) == (
+    assert decode(v1_processor, without_image) == (
         'Note: {"title": "Dog", "topic": "", "content": "No image here"}, '
         'compress this note into one word: "')
     assert notes.embedding_positions.tolist() == [len(with_image) - 1, len(without_image) - 1]
@@ -61,15 +66,15 @@ def test_micl_prompt_layout_and_positions(tiny_processor):
     assert notes.pixel_values.shape == (1, 3, 32, 32)
 
 
-def test_text_segment_is_capped_at_140_tokens_keeping_the_template(tiny_processor):
-    notes = tiny_processor.prepare_notes(notes_frame([
+def test_v1_text_segment_is_capped_at_140_tokens_keeping_the_template(v1_processor):
+    notes = v1_processor.prepare_notes(notes_frame([
         {"title": "T" * 20, "content": "c" * 80, "topics": [f"topic{i}" for i in range(10)]},
     ]))
     ids = notes.input_ids[0]
     assert len(ids) == 140  # byte tokenizer: 204 field bytes do not fit in the budget
-    assert decode(tiny_processor, ids).startswith(
+    assert decode(v1_processor, ids).startswith(
         'Note: {"title": "' + "T" * 20 + '", "topic": "topic0')
-    assert decode(tiny_processor, ids).endswith(
+    assert decode(v1_processor, ids).endswith(
         '", "content": ""}, compress this note into one word: "')
 
 
@@ -99,8 +104,8 @@ def test_refused_and_missing_images_are_flagged_not_raised(tiny_processor):
                             '笔记：{"标题": "Cat", "话题": "", "内容": ""}，压缩为一个词："')),
     ],
 )
-def test_prompt_of_each_fusion_and_language(tiny_parts, fusion, language, expected):
-    model, processor = tiny_parts
+def test_v1_prompt_of_each_fusion_and_language(v1_parts, fusion, language, expected):
+    model, processor = v1_parts
     config = model.config.__class__(**{**model.config.to_dict(), "fusion": fusion,
                                        "prompt_language": language})
     processor = NoteLLM2Processor(processor.tokenizer, processor.image_processor, config)
@@ -112,18 +117,18 @@ def test_prompt_of_each_fusion_and_language(tiny_parts, fusion, language, expect
             '<IMG>", "title": "')
 
 
-def test_collate_right_pads_and_keeps_row_order(tiny_processor):
-    notes = tiny_processor.prepare_notes(notes_frame([
+def test_collate_right_pads_and_keeps_row_order(v1_processor):
+    notes = v1_processor.prepare_notes(notes_frame([
         {"title": "short", "image": None},
         {"title": "a much longer title", "content": "with content", "image": image_bytes(0)},
         {"title": "x", "image": image_bytes(1)},
     ]))
-    inputs = tiny_processor.collate(notes, np.array([2, 0]))
+    inputs = v1_processor.collate(notes, np.array([2, 0]))
     assert inputs["input_ids"].shape == (2, notes.lengths[2])
-    assert inputs["input_ids"][1, notes.lengths[0]:].eq(tiny_processor.config.pad_token_id).all()
+    assert inputs["input_ids"][1, notes.lengths[0]:].eq(v1_processor.config.pad_token_id).all()
     assert inputs["has_image"].tolist() == [True, False]
     assert inputs["pixel_values"].shape[0] == 1
-    assert inputs["pixel_values"][0].equal(tiny_processor.pixels.normalize(notes.pixel_values[1]))
+    assert inputs["pixel_values"][0].equal(v1_processor.pixels.normalize(notes.pixel_values[1]))
 
 
 def test_processor_needs_the_special_token_ids(tiny_processor):
@@ -175,5 +180,7 @@ def test_pixels_stay_uint8_until_collate_normalises_them_like_the_image_processo
     ]))
     inputs = tiny_processor.collate(notes, np.array([2, 1, 0]))
     assert inputs["pixel_values"].dtype == torch.float32
+    normalised = tiny_processor.pixels.normalize(notes.pixel_values[[1, 0]])
+    # The note without an image gets the authors' zero tensor, in its row.
     assert torch.equal(inputs["pixel_values"],
-                       tiny_processor.pixels.normalize(notes.pixel_values[[1, 0]]))
+                       torch.stack([normalised[0], torch.zeros_like(normalised[0]), normalised[1]]))

@@ -69,21 +69,39 @@ def no_dropout_model_dir(tmp_path_factory):
 
 def test_two_torchdistributor_processes_match_one_process_with_the_same_global_batch(
         pair_rows_df, no_dropout_model_dir, tmp_path):
+    """2 processes x 4 pairs (GradCache in sub-batches of 2) = 1 process x 8 pairs.
+
+    The gathered loss and the summed gradient are the same computation up to float
+    summation order, so the check is made where that stays small: the step losses, and the
+    weights after plain SGD steps (w - lr * g: a gradient difference of ~1e-7 relative moves
+    a weight by ~lr * 1e-7). Weights after Adam steps are not comparable: Adam divides by
+    sqrt(v), turning order noise in near-zero gradients into full-size updates."""
     from pyspark.ml.torch.distributor import TorchDistributor
 
     settings = TrainSettings(no_dropout_model_dir, str(tmp_path / "two"), batch_pairs=4,
-                             lr=1e-3, stop_at_step=3)
+                             sub_batch_pairs=2, lr=1e-2, optimizer="sgd", stop_at_step=3)
     two = _plan(pair_rows_df, settings, 2, tmp_path / "cache")
     summary = TorchDistributor(num_processes=2, local_mode=True, use_gpu=False).run(
         train_process, two)
     assert summary["steps"] == 3
 
-    single = dataclasses.replace(settings, output_dir=str(tmp_path / "one"), batch_pairs=8)
+    single = dataclasses.replace(settings, output_dir=str(tmp_path / "one"), batch_pairs=8,
+                                 sub_batch_pairs=0)
     train_process(_plan(pair_rows_df, single, 1, tmp_path / "cache"))
-    expected, got = _weights(tmp_path / "one", 3), _weights(tmp_path / "two", 3)
-    for name in expected:
-        assert torch.allclose(expected[name], got[name], atol=1e-5), name
     one_history = load_training_state(checkpoint_dir(tmp_path / "one", 3)).history
     two_history = load_training_state(checkpoint_dir(tmp_path / "two", 3)).history
+    # Step 1 sees the same weights in both runs: its loss agrees to float precision.
+    assert two_history[0]["loss"] == pytest.approx(one_history[0]["loss"], rel=1e-6)
     assert [r["loss"] for r in two_history] == pytest.approx([r["loss"] for r in one_history],
                                                             rel=1e-5)
+    initial = load_file(f"{no_dropout_model_dir}/model.safetensors")
+    expected, got = _weights(tmp_path / "one", 3), _weights(tmp_path / "two", 3)
+    moved = 0
+    for name in expected:
+        step = (expected[name] - initial[name]).abs().max()
+        moved += bool(step > 1e-4)
+        # 1e-6 absolute: a thousand times the expected order noise (lr x 1e-7 x |g| <= 1),
+        # far below the updates themselves (up to 1e-2).
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-6,
+                                   msg=lambda m, name=name: f"{name}: {m}")
+    assert moved > 10  # the runs trained: the comparison is not between untouched weights

@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from notellm2_udf.training.loop import TrainSettings, learning_rate
-from notellm2_udf.training.loss import Temperature, infonce_loss, pair_partners, training_loss
+from notellm2_udf.training.loss import (
+    CLIP_MAX_TEMPERATURE,
+    Temperature,
+    infonce_loss,
+    pair_partners,
+    training_loss,
+)
 
 # Two pairs laid out [a0, a1, b0, b1]: (a0, b0) and (a1, b1).
 E = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]])
@@ -60,18 +66,37 @@ def test_micl_mixes_nine_to_one_and_basic_trains_the_multimodal_loss_only():
     assert float(basic["loss"]) == pytest.approx(multimodal, rel=1e-6)
     assert float(basic["visual"]) == pytest.approx(visual_loss, rel=1e-6)
     assert not basic["visual"].requires_grad
+    three_to_one = training_loss(E, visual, has_image, pair_partners(2), SCALE, use_micl=True,
+                                 weights=(3.0, 1.0))
+    assert float(three_to_one["loss"]) == pytest.approx((3 * multimodal + visual_loss) / 4,
+                                                        rel=1e-6)
 
 
-def test_temperature_starts_at_3_and_is_capped_at_scale_100():
+def test_temperature_starts_at_3_unclamped_and_the_clip_cap_is_an_option():
     temperature = Temperature()
     assert float(temperature.scale()) == pytest.approx(math.exp(3.0))
     with torch.no_grad():
         temperature.value.fill_(10.0)
-    assert float(temperature.scale()) == pytest.approx(100.0)
+    assert float(temperature.scale()) == pytest.approx(math.exp(10.0))
+    capped = Temperature(cap=CLIP_MAX_TEMPERATURE)
+    with torch.no_grad():
+        capped.value.fill_(10.0)
+    assert float(capped.scale()) == pytest.approx(100.0)
 
 
-def test_learning_rate_warms_up_linearly_then_decays_to_zero():
+def test_learning_rate_is_deepspeeds_warmup_decay_with_log_warmup():
+    """T = 30 steps, Ws = max(2, ceil(3)) = 3; step 0 at lr (their scheduler starts at -1)."""
     settings = TrainSettings("m", "o", lr=1.0, warmup_ratio=0.1)
+    rates = [learning_rate(step, 30, settings) for step in range(30)]
+    expected = [1.0, 0.0, math.log(2) / math.log(3), math.log(3) / math.log(3)]
+    assert rates[:4] == pytest.approx(expected)
+    assert rates[4] == pytest.approx((30 - 3) / 27)
+    assert rates[-1] == pytest.approx((30 - 28) / 27)  # the last step: 2 lr / (T - Ws)
+    assert all(a >= b for a, b in zip(rates[3:], rates[4:]))
+
+
+def test_learning_rate_linear_option_warms_up_linearly_then_decays_to_zero():
+    settings = TrainSettings("m", "o", lr=1.0, warmup_ratio=0.1, lr_schedule="linear")
     rates = [learning_rate(step, 20, settings) for step in range(20)]
     assert rates[:3] == pytest.approx([0.5, 1.0, 1.0 * 18 / 18])
     assert rates[-1] == pytest.approx(1.0 / 18)
@@ -106,3 +131,73 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_model_dir):
         optimizer.step()
         losses.append(float(value))
     assert float(loss()) < 0.6 * losses[0], losses
+
+
+def _fixed_batch(processor, pairs: int):
+    from notellm2_udf.sample.notes import generate
+    from tests.training.fixtures import SAMPLE
+
+    notes_pdf, pairs_pdf = generate(SAMPLE)
+    pairs_pdf = pairs_pdf.drop_duplicates("note_id").drop_duplicates("related_note_id")
+    pairs_pdf = pairs_pdf[~pairs_pdf["note_id"].isin(pairs_pdf["related_note_id"])].head(pairs)
+    by_id = notes_pdf.set_index("note_id")
+    batch_pdf = by_id.loc[list(pairs_pdf["note_id"]) + list(pairs_pdf["related_note_id"])]
+    return processor(batch_pdf.reset_index())
+
+
+def _chunked_with_graph(model, inputs, temperature, pairs, chunk_pairs):
+    """Reference: the same sub-batches forwarded WITH a graph in the same order (so dropout
+    draws what GradCache's first pass draws), one loss, one backward."""
+    from notellm2_udf.training.loop import sub_batch
+
+    notes = 2 * pairs
+    outputs = [model(**sub_batch(inputs, torch.arange(start, min(start + 2 * chunk_pairs, notes))))
+               for start in range(0, notes, 2 * chunk_pairs)]
+    losses = training_loss(torch.cat([o.embedding for o in outputs]),
+                           torch.cat([o.visual_embedding for o in outputs]), inputs["has_image"],
+                           pair_partners(pairs), temperature.scale(), use_micl=True)
+    losses["loss"].backward()
+    return losses
+
+
+@pytest.mark.parametrize("dropout", [False, True])
+def test_grad_cache_gives_the_loss_and_gradients_of_a_full_graph(tiny_model_dir, dropout):
+    """GradCache (sub-batches of 2 pairs) against the same computation with the whole graph
+    kept: without dropout the reference is the plain one-pass step; with dropout it is the
+    same sub-batches forwarded with a graph (dropout masks depend on how the RNG stream is
+    cut into forward passes, so only the chunked order can match exactly). What differs is
+    float summation order, in fp32: elementwise 1e-4 relative, or 1e-5 of the tensor's
+    largest entry for entries near zero (sums that cancel); any real fault (a mask not
+    replayed, a mis-assigned chunk) changes gradients by more than 1e-2 of that."""
+    import copy
+
+    from notellm2_udf.model.checkpoint import load_checkpoint
+    from notellm2_udf.training.loop import step_gradients
+
+    model, processor = load_checkpoint(tiny_model_dir)
+    model.train(dropout)
+    model.vision_tower.eval()
+    inputs = _fixed_batch(processor, 8)
+
+    def run(step):
+        copied, temperature = copy.deepcopy(model), Temperature()
+        torch.manual_seed(5)
+        losses = step(copied, temperature)
+        grads = {n: p.grad.clone() for n, p in copied.named_parameters() if p.grad is not None}
+        return float(losses["loss"]), grads, temperature.value.grad.clone()
+
+    settings = TrainSettings("m", "o", batch_pairs=8, sub_batch_pairs=2)
+    cached = run(lambda m, t: step_gradients(m, inputs, t, settings, processes=1))
+    if dropout:
+        expected = run(lambda m, t: _chunked_with_graph(m, inputs, t, 8, 2))
+    else:
+        one_pass = TrainSettings("m", "o", batch_pairs=8, sub_batch_pairs=0)
+        expected = run(lambda m, t: step_gradients(m, inputs, t, one_pass, processes=1))
+    assert cached[0] == pytest.approx(expected[0], rel=1e-6)
+    assert cached[1].keys() == expected[1].keys() and len(expected[1]) > 20
+    for name, grad in expected[1].items():
+        scale = float(grad.abs().max())
+        torch.testing.assert_close(cached[1][name], grad, rtol=1e-4, atol=1e-5 * scale + 1e-12,
+                                   msg=lambda m, name=name: f"{name}: {m}")
+    torch.testing.assert_close(cached[2], expected[2], rtol=1e-4, atol=1e-7)
+    assert any(p.abs().max() > 0 for p in cached[1].values())

@@ -35,3 +35,18 @@ def test_train_job_refuses_a_split_that_leaves_nothing_to_train(
                             "--holdout-days", "2"))
     assert code == 2
     assert "leaves none to train on" in capsys.readouterr().err
+
+
+def test_a_pairs_table_of_exactly_the_contract_columns_trains(
+        spark, sample_locations, tiny_model_dir, tmp_path):
+    """note_id, related_note_id, score, dt: no pair_kind (a sample-data-only column)."""
+    notes_uri, pairs_uri = sample_locations
+    real_uri = str(tmp_path / "real_pairs")
+    (spark.read.format("delta").load(pairs_uri)
+     .select("note_id", "related_note_id", "score", "dt")
+     .write.format("delta").partitionBy("dt").save(real_uri))
+    output = tmp_path / "run"
+    assert train.main(_args((notes_uri, real_uri), tiny_model_dir, output,
+                            "--stop-at-step", "1")) == 0
+    log = [json.loads(line) for line in (output / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1] and log[0]["loss"] > 0
