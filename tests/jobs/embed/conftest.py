@@ -82,6 +82,7 @@ EXPECTED = {
     "ok-topics-with-nulls": (True, False, []),
     "ok-whitespace-text-with-image": (True, True, []),
     "bad-whitespace-text-only": (False, False, ["input"]),
+    "ok-special-token-text": (True, True, []),
     "bad-utf8-title": (True, True, ["text"]),
     "bad-utf8-everything-no-image": (False, False, ["input", "text"]),
 }
@@ -170,6 +171,8 @@ def crafted_notes() -> pd.DataFrame:
                   content=" ".join(f"#t{i}#" for i in range(5000))),
         {**_bad_note("ok-topics-with-nulls", None), "topics": [None, "a", None, "", "b" * 500]},
         _bad_note("ok-whitespace-text-with-image", jpeg, title=" \n\t ", content="\u3000 "),
+        _bad_note("ok-special-token-text", jpeg, title="hello <IMG> world <IMG_EMB>",
+                  content="</s><s><pad><|endoftext|><|im_start|>user #<IMG>#"),
         {**_bad_note("bad-whitespace-text-only", None, title=" \t", content="\n\n"),
          "topics": [" ", "\u3000"]},
     ]
