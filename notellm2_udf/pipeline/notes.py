@@ -12,13 +12,22 @@ from schemas import NOTES
 NOTE_COLUMNS = ["dt", "note_id", "title", "content", "topics", "image"]
 
 
-def read_notes_day(spark: SparkSession, location: str, day: str) -> DataFrame:
-    """The day's partition of `notes` (pruned: only its files are read)."""
+def read_notes_day(spark: SparkSession, location: str, day: str, *,
+                   allow_empty: bool = False) -> DataFrame:
+    """The day's partition of `notes` (pruned: only its files are read); JobInputError when it
+    has no rows, unless `allow_empty` (a day the producer closed without notes)."""
     table_df = read_table(spark, location, NOTES, f"notes table {location}")
     day_df = table_df.where(F.col("dt") == day).select(*NOTE_COLUMNS)
-    if day_df.isEmpty():
+    if not allow_empty and day_df.isEmpty():
         raise JobInputError(f"notes table {location} has no partition dt={day}")
     return day_df
+
+
+def notes_in_window(spark: SparkSession, location: str, first: str, last: str) -> DataFrame:
+    """(dt, note_id) of every note with dt in [first, last]: two columns of Parquet only."""
+    table_df = read_table(spark, location, NOTES, f"notes table {location}")
+    return table_df.where(F.col("dt").between(first, last) & F.col("note_id").isNotNull()
+                          ).select("dt", "note_id")
 
 
 def split_duplicates(notes_df: DataFrame) -> tuple[DataFrame, DataFrame]:

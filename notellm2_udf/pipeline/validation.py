@@ -24,10 +24,12 @@ EXACT_SCHEMA = T.StructType([
 ])
 
 
-def window_embeddings(embeddings_df: DataFrame, day: str, window_days: int) -> DataFrame:
+def window_embeddings(embeddings_df: DataFrame, day: str, window_days: int,
+                      model_version: str | None = None) -> DataFrame:
     """The notes an index of `day` holds (note_id, embedding, model_version): the window
     corpus as build_index defines it (pipeline.corpus)."""
-    return latest_embeddings(embeddings_df, day=day, window_days=window_days).select(
+    return latest_embeddings(embeddings_df, day=day, window_days=window_days,
+                             model_version=model_version).select(
         "note_id", "embedding", "model_version")
 
 

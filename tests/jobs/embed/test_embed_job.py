@@ -9,7 +9,8 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import embed_notes
-from jobs.embed_notes import check_model_dir, read_notes_day, split_duplicates
+from notellm2_udf.pipeline.model_dir import check_model_dir
+from notellm2_udf.pipeline.notes import read_notes_day, split_duplicates
 from notellm2_udf.spark.delta_io import replace_days
 from notellm2_udf.spark.job_runtime import JobInputError
 from schemas import NOTES
