@@ -58,6 +58,8 @@ def publication_record(related_df: DataFrame, embeddings_df: DataFrame, errors_d
         "run_id": run_id,
         "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if not embedded:  # an explicit outcome, not a failure
+        record["day_outcome"] = "no embeddable note" if errors else "no notes"
     if not related["rows"]:
         record["empty"] = True
         record["reason"] = ("no embedded note in the index window" if embedded or errors
