@@ -26,8 +26,8 @@ from notellm2_udf.cli.main import main as notellm2
 from notellm2_udf.model import registry
 from notellm2_udf.pipeline import embedding
 from notellm2_udf.sample.notes import SampleSpec, generate_day
-from notellm2_udf.spark.delta_io import replace_days, set_properties
 from notellm2_udf.spark.days import window_bounds
+from notellm2_udf.spark.delta_io import replace_days, set_properties
 from schemas import CLOSED_THROUGH, NOTES
 from tests.airflow.airflow_env import DAG_FOLDER
 
