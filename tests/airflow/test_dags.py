@@ -88,13 +88,13 @@ def test_daily_spark_commands_render_from_the_resolved_settings(dags):
     assert embed["packages"] == DAILY_SETTINGS["spark_packages"]
     assert embed["name"] == "notellm2-embed_notes-2026-11-25"
     assert embed["application_args"] == [
-        "--date", "2026-11-25", "--notes", "/lake/notes", "--model", "/shared/models/current",
+        "--date", "2026-11-25", "--notes", "/lake/notes", "--model=/shared/models/current",
         "--embeddings", "/lake/note_embeddings", "--errors", "/lake/embedding_errors",
         "--related", "/lake/related_notes", "--run-id", "scheduled__2026-11-25T00:00:00+00:00",
         "--empty-day", "publish", "--compile"]
     assert tasks["embed_window"]["application_args"] == [
         "--date", "2026-11-25", "--window-days", "30", "--notes", "/lake/notes",
-        "--model", "/shared/models/current", "--embeddings", "/lake/note_embeddings",
+        "--model=/shared/models/current", "--embeddings", "/lake/note_embeddings",
         "--errors", "/lake/embedding_errors", "--run-id",
         "scheduled__2026-11-25T00:00:00+00:00", "--compile"]
     assert tasks["build_index"]["application_args"] == [

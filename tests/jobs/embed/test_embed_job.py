@@ -108,10 +108,14 @@ def test_duplicate_keeps_the_copy_with_an_image(job_run, day_notes_pdf, tiny_enc
 
 def test_a_rerun_preparing_in_processes_replaces_the_day_with_identical_rows(job_run):
     (first_emb, first_err), (second_emb, second_err) = job_run
-    assert first_emb.drop(columns="embedding").equals(second_emb.drop(columns="embedding"))
+    # Each run stamps its own run_id on everything it wrote: readers can tell them apart.
+    runs = [set(emb["run_id"]) | set(err["run_id"]) for emb, err in job_run]
+    assert all(len(run) == 1 for run in runs) and runs[0] != runs[1]
+    assert first_emb.drop(columns=["embedding", "run_id"]).equals(
+        second_emb.drop(columns=["embedding", "run_id"]))
     np.testing.assert_array_equal(np.stack(first_emb["embedding"]),
                                   np.stack(second_emb["embedding"]))
-    assert first_err.equals(second_err)
+    assert first_err.drop(columns="run_id").equals(second_err.drop(columns="run_id"))
 
 
 def test_tables_are_registered_by_name(spark, job_run):
