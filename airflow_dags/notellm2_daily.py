@@ -1,8 +1,8 @@
 """
 # notellm2_daily: one day of notes -> embeddings -> index -> related notes, validated, published
 
-    resolve_settings >> wait_for_notes >> embed_notes >> build_index >> related_notes
-        >> validate_related >> publish
+    resolve_settings >> wait_for_notes >> embed_notes >> embed_window >> build_index
+        >> related_notes >> validate_related >> publish
 
 **Which day.** The schedule is a `CronDataIntervalTimetable` at 00:00 UTC: the run that
 fires at the end of day D covers [D, D+1) and its `{{ ds }}` is D, so it processes
@@ -10,6 +10,16 @@ fires at the end of day D covers [D, D+1) and its `{{ ds }}` is D, so it process
 `dag.test(logical_date=D)` and `airflow dags trigger --logical-date D` process D as well;
 `params.day` overrides the day of a manual run. Every task reads and writes only that
 day's partition (Delta `replaceWhere`), so rerunning a day replaces exactly what it wrote.
+
+**Days in order.** `max_active_runs=1`: a day's index window holds the days before it, so
+backfills run one day at a time, oldest first (`airflow backfill create ... --max-active-runs
+1`, never `--run-backwards`); `build_index` refuses a window with days missing.
+
+**Models.** With `models_root`, `embed_notes` embeds with the registry's serving version,
+`embed_window` embeds what the window lacks: gaps of the serving version, and the whole
+window for a newly promoted version (adopted from `<models_root>/current` with no manual
+step). Once that version covers the window, `build_index` indexes it and `publish` makes it
+serve. See docs/OPERATIONS.md.
 
 **Settings.** Each setting is the run's param, else the Variable `notellm2_<name>`, else
 its default (see `notellm2_settings.py`). `resolve_settings` checks them all first: a day
@@ -69,26 +79,40 @@ with DAG(
                  timeout=timedelta(hours=12).total_seconds(), retries=0,
                  execution_timeout=None)
     def wait_for_notes(settings: dict) -> PokeReturnValue:
-        """The day's `notes` partition exists in the Delta log and has rows."""
-        from notellm2_delta_log import partition_rows
+        """The producer closed the day (`completeness` closed), or the day has rows (rows)."""
+        from notellm2_delta_log import closed_through, partition_rows
 
-        rows = partition_rows(settings["notes"], settings["day"])
-        print(f"notes {settings['notes']} dt={settings['day']}: {rows} rows")
-        return PokeReturnValue(is_done=bool(rows), xcom_value=rows)
+        day, notes = settings["day"], settings["notes"]
+        rows = partition_rows(notes, day)
+        closed = closed_through(notes) if settings["completeness"] == "closed" else None
+        done = bool(rows) if settings["completeness"] == "rows" else (closed or "") >= day
+        print(f"notes {notes} dt={day}: {rows} rows, closed through {closed}")
+        return PokeReturnValue(is_done=done, xcom_value=rows)
 
     day = setting("day")
+    model = [optional_flag("--model", "model"), optional_flag("--models-root", "models_root")]
+    embedding = [optional_flag("--batch-size", "batch_size"), switch("--compile", "compile")]
+    tables = ["--embeddings", setting("embeddings"), "--errors", setting("errors")]
     embed_notes = spark_job(
         "embed_notes", "embed_notes.py",
-        ["--date", day, "--notes", setting("notes"), "--model", setting("model"),
-         "--embeddings", setting("embeddings"), "--errors", setting("errors"),
-         optional_flag("--batch-size", "batch_size"), switch("--compile", "compile")],
+        ["--date", day, "--notes", setting("notes"), *model, *tables,
+         "--related", setting("related"), "--run-id", "{{ run_id }}", "--empty-day", "publish",
+         *embedding],
         execution_timeout=timedelta(hours=8))
+    embed_window = spark_job(
+        "embed_window", "embed_window.py",
+        ["--date", day, "--window-days", setting("window_days"), "--notes", setting("notes"),
+         *model, *tables, optional_flag("--max-days", "rollout_max_days"),
+         "--run-id", "{{ run_id }}", *embedding],
+        execution_timeout=timedelta(hours=12))
     index_dir = setting("index_root")  # the jobs keep each day's index in <index_root>/dt=D
     build_index = spark_job(
         "build_index", "build_index.py",
         ["--date", day, "--embeddings", setting("embeddings"), "--index-dir", index_dir,
          "--window-days", setting("window_days"), "--index-type", setting("index_type"),
-         optional_flag("--num-shards", "num_shards")])
+         optional_flag("--num-shards", "num_shards"), "--notes", setting("notes"),
+         "--errors", setting("errors"), optional_flag("--models-root", "models_root"),
+         switch("--allow-incomplete-window", "allow_incomplete_window")])
     related_notes = spark_job(
         "related_notes", "related_notes.py",
         ["--date", day, "--embeddings", setting("embeddings"), "--index-dir", index_dir,
@@ -105,8 +129,11 @@ with DAG(
     publish = spark_job(
         "publish", "publish.py",
         ["--date", day, "--embeddings", setting("embeddings"), "--errors", setting("errors"),
-         "--related", setting("related"), "--run-id", "{{ run_id }}"])
+         "--related", setting("related"), "--run-id", "{{ run_id }}",
+         optional_flag("--models-root", "models_root"),
+         optional_flag("--keep-versions", "keep_versions")])
 
     settings = resolve_settings()
     wait = wait_for_notes(settings)
-    settings >> wait >> embed_notes >> build_index >> related_notes >> validate_related >> publish
+    settings >> wait >> embed_notes >> embed_window >> build_index >> related_notes
+    related_notes >> validate_related >> publish

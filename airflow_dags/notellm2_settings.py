@@ -1,10 +1,13 @@
 """Settings of the notellm2 DAGs: declared once, resolved and validated before any job runs.
 
 A run's settings come, for each name, from the run's params (trigger conf), else the Airflow
-Variable `notellm2_<name>`, else the declared default. `resolve_settings` refuses a day that
-is not a real yyyy-MM-dd date, a path or URI holding anything but plain path characters
-(shell metacharacters, spaces, a leading `-` that a job would read as a flag) and numbers out
-of range, so a bad value fails the first task and nothing is written.
+Variable `notellm2_<name>`, else the declared default; what code and jars run
+(`spark_packages`, `spark_jars`, `spark_py_files`, `spark_properties_file`) comes only from
+Variables: whoever may trigger a run must not choose what it executes. `resolve_settings`
+refuses a day that is not a real yyyy-MM-dd date, a path or URI holding anything but plain
+path characters (shell metacharacters, spaces, a leading `-` that a job would read as a
+flag, a `..` segment) and numbers out of range, so a bad value fails the first task and
+nothing is written.
 
 Deployment facts that Airflow needs at parse time (operator arguments that are not
 templated) come from the environment of the scheduler and workers:
@@ -61,6 +64,8 @@ def check_path(value: Any) -> str:
                            f"[A-Za-z0-9_./:@+=,%~-], got {value!r}")
     if value.startswith("-"):
         raise SettingError(f"must not start with '-', got {value!r}")
+    if ".." in value.split("/"):
+        raise SettingError(f"must not climb out of a directory with '..', got {value!r}")
     return value
 
 
@@ -114,6 +119,8 @@ class Setting:
     check: Callable[[Any], Any]
     description: str
     default: Any = None
+    # False: a Variable (or the default) only; a run's conf giving it is refused.
+    run_conf: bool = True
 
     @property
     def variable(self) -> str:
@@ -124,13 +131,15 @@ SPARK_SETTINGS = (
     Setting("spark_packages", check_optional_path,
             "spark-submit --packages, e.g. io.delta:delta-spark_2.13:4.0.1,"
             "io.delta:delta-storage:4.0.1 on a cluster; empty locally (spark-defaults.conf "
-            "has the jars)", ""),
-    Setting("spark_jars", check_optional_path, "spark-submit --jars (comma-separated)", ""),
+            "has the jars)", "", run_conf=False),
+    Setting("spark_jars", check_optional_path, "spark-submit --jars (comma-separated)", "",
+            run_conf=False),
     Setting("spark_py_files", check_optional_path,
             "spark-submit --py-files: a zip/wheel of notellm2_udf + schemas for executors "
-            "that lack the package", ""),
+            "that lack the package", "", run_conf=False),
     Setting("spark_properties_file", check_optional_path,
-            "spark-submit --properties-file: cluster settings (GPUs, memory, metastore)", ""),
+            "spark-submit --properties-file: cluster settings (GPUs, memory, metastore)", "",
+            run_conf=False),
 )
 
 DAILY_SETTINGS = (
@@ -140,7 +149,20 @@ DAILY_SETTINGS = (
     Setting("related", check_path, "related_notes Delta table location"),
     Setting("index_root", check_path, "directory of the FAISS indexes (build_index keeps "
             "a day's in <index_root>/dt=<day>), visible to driver and executors"),
-    Setting("model", check_path, "NoteLLM-2 checkpoint directory, readable by every executor"),
+    Setting("model", check_optional_path, "one fixed NoteLLM-2 checkpoint directory, "
+            "readable by every executor (or models_root)", ""),
+    Setting("models_root", check_optional_path, "model registry (docs/OPERATIONS.md): runs "
+            "embed with its serving version and roll a promoted one out (or model)", ""),
+    Setting("rollout_max_days", optional(positive_int(3_650)), "days a run embeds per "
+            "version at most (embed_window --max-days; empty: the whole window)", ""),
+    Setting("keep_versions", optional(positive_int(1_000)), "after a switch, keep the "
+            "checkpoints of the serving and N-1 previous versions (empty: keep all)", ""),
+    Setting("completeness", one_of("closed", "rows"), "when a notes day is complete: "
+            "'closed' = the table property notellm2.closed_through reached it (producers "
+            "appending in many commits); 'rows' = the day has rows (one-commit producers)",
+            "closed"),
+    Setting("allow_incomplete_window", one_of("true", "false"), "index a window with days "
+            "missing embeddings (build_index --allow-incomplete-window)", "false"),
     Setting("top_k", positive_int(10_000), "related notes per note", 100),
     Setting("window_days", positive_int(3_650), "days of notes a day's index holds", 30),
     Setting("index_type", one_of("auto", "flat", "ivf", "ivfpq", "hnsw"), "FAISS index kind",
@@ -183,6 +205,10 @@ def resolve_settings(settings: tuple[Setting, ...], params: Mapping[str, Any],
     resolved, problems = {}, []
     for setting in settings:
         value = params.get(setting.name)
+        if value not in (None, "") and not setting.run_conf:
+            problems.append(f"{setting.name}: a run's conf cannot set it (it chooses what "
+                            f"code runs); set the Variable {setting.variable}")
+            continue
         if value in (None, ""):
             value = get_variable(setting.variable)
         if value in (None, ""):
@@ -195,6 +221,10 @@ def resolve_settings(settings: tuple[Setting, ...], params: Mapping[str, Any],
             resolved[setting.name] = setting.check(value)
         except SettingError as err:
             problems.append(f"{setting.name}: {err}")
+    if "models_root" in resolved and "model" in resolved and (
+            bool(resolved["model"]) == bool(resolved["models_root"])):
+        problems.append("model, models_root: give exactly one (models_root: the registry's "
+                        "serving version, with rollouts; model: one fixed checkpoint)")
     if problems:
         raise SettingError("; ".join(problems))
     return resolved
@@ -302,7 +332,7 @@ def params_of(settings: tuple[Setting, ...]) -> dict[str, Any]:
 
     params = {"day": Param(None, type=["null", "string"],
                            description="day to process, yyyy-MM-dd (default: the run's day)")}
-    for item in settings:
+    for item in (item for item in settings if item.run_conf):
         shown = "required" if item.default is None else f"default {item.default!r}"
         params[item.name] = Param(
             None, type=["null", "string", "integer", "number"],

@@ -2,13 +2,22 @@
 
     spark-submit jobs/build_index.py --date 2026-11-24 \
         --embeddings /lake/note_embeddings --index-dir /shared/notellm2-index \
-        [--window-days 30] [--num-shards N] [--index-type auto|flat|ivf|ivfpq|hnsw]
+        [--window-days 30] [--num-shards N] [--index-type auto|flat|ivf|ivfpq|hnsw] \
+        [--notes URI] [--errors URI] [--models-root DIR | --model-version V] \
+        [--allow-incomplete-window]
 
 Corpus: the latest embedding of every note with dt in the `--window-days` days ending at
-`--date`; all of them from one model_version, else the job stops (exit 2). The coarse
-quantizer / codebooks are trained on a sample on the driver, the shards are built by
-executors, then `<index-dir>/dt=<date>/manifest.json` is replaced atomically (layout and
-cluster notes: docs/INDEX.md). `--index-dir` must be visible to driver and executors.
+`--date`, from one model version: `--model-version`; else with `--models-root` the pending
+version of the registry if it has embedded the whole window, otherwise the serving one;
+else the one version the window holds (several: exit 2). Every day of the window that has
+notes (`--notes`; without it, days with rows of any version) must have embeddings or error
+rows of that version, else exit 2 naming the missing days (`--allow-incomplete-window`
+indexes what is there). Notes that arrived after their day was embedded are counted
+(`late_notes` in the summary and the manifest). The coarse quantizer / codebooks are trained
+on a seeded sample on the driver, the shards are built by executors, then
+`<index-dir>/dt=<date>/manifest.json` is replaced atomically (layout and cluster notes:
+docs/INDEX.md). `--index-dir` must be visible to driver and executors. A window without
+embeddings gives an explicit empty index (rows 0, no shards).
 """
 
 from __future__ import annotations
@@ -34,17 +43,30 @@ from notellm2_udf.index.shards import (
     train_index,
     training_sample,
 )
+from notellm2_udf.model.registry import read_state
 from notellm2_udf.pipeline.corpus import (
     check_corpus,
     corpus_facts,
     latest_embeddings,
     read_embeddings,
 )
+from notellm2_udf.pipeline.notes import notes_in_window
+from notellm2_udf.pipeline.window_days import (
+    DayAccount,
+    account_days,
+    check_complete,
+    choose_version,
+    known_notes,
+    late_notes,
+    missing_days,
+)
 from notellm2_udf.spark.days import window_bounds
 from notellm2_udf.spark.executor_resources import driver_cpus
 from notellm2_udf.spark.job_args import day_arg, positive_int_arg
 from notellm2_udf.spark.job_runtime import JobSummary, run_job
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
+from notellm2_udf.spark.tables import read_table
+from schemas import EMBEDDING_ERRORS
 
 log = logging.getLogger("notellm2.build_index")
 
@@ -59,6 +81,11 @@ class BuildIndexSettings:
     window_days: int = 30
     num_shards: int | None = None
     index_type: str = "auto"
+    notes: str | None = None
+    errors: str | None = None
+    models_root: str | None = None
+    model_version: str | None = None
+    allow_incomplete_window: bool = False
 
 
 def parse_args(argv: Sequence[str] | None) -> BuildIndexSettings:
@@ -70,22 +97,70 @@ def parse_args(argv: Sequence[str] | None) -> BuildIndexSettings:
     parser.add_argument("--num-shards", type=positive_int_arg, default=None,
                         help="default: one per core, at least 50k notes each")
     parser.add_argument("--index-type", choices=INDEX_TYPES, default="auto")
-    args = parser.parse_args(argv)
-    return BuildIndexSettings(date=args.date, embeddings=args.embeddings,
-                              index_dir=args.index_dir, window_days=args.window_days,
-                              num_shards=args.num_shards, index_type=args.index_type)
+    parser.add_argument("--notes", default=None,
+                        help="notes Delta location: which days of the window have notes")
+    parser.add_argument("--errors", default=None,
+                        help="embedding_errors Delta location (a day whose notes all failed "
+                             "is then complete, not missing)")
+    version = parser.add_mutually_exclusive_group()
+    version.add_argument("--models-root", default=None,
+                         help="model registry: index the pending version once its window is "
+                              "complete, else the serving one")
+    version.add_argument("--model-version", default=None, help="index this version")
+    parser.add_argument("--allow-incomplete-window", action="store_true",
+                        help="index a window with missing days instead of failing")
+    return BuildIndexSettings(**vars(parser.parse_args(argv)))
+
+
+def window_accounts(spark: SparkSession, settings: BuildIndexSettings, embeddings_df,
+                    first: str, last: str) -> tuple[str, dict[str, DayAccount]]:
+    """The version to index and what it has embedded of the window (see module docstring)."""
+    errors_df = (read_table(spark, settings.errors, EMBEDDING_ERRORS) if settings.errors
+                 else spark.createDataFrame([], EMBEDDING_ERRORS.schema))
+    notes_df = (notes_in_window(spark, settings.notes, first, last) if settings.notes
+                else known_notes(embeddings_df, errors_df)).cache()
+    if settings.model_version:
+        candidates = [settings.model_version]
+    elif settings.models_root:
+        state = read_state(settings.models_root)
+        candidates = [entry["version"] for entry in (state["pending"], state["serving"])
+                      if entry]
+    else:  # the one version the window holds; several, or none, is refused
+        facts = corpus_facts(latest_embeddings(embeddings_df, day=settings.date,
+                                               window_days=settings.window_days))
+        candidates = [check_corpus(facts, day=settings.date,
+                                   window_days=settings.window_days)[0]]
+    try:
+        return choose_version(candidates, lambda version: account_days(
+            notes_df, embeddings_df, errors_df, version, first, last))
+    finally:
+        notes_df.unpersist()
 
 
 def run(spark: SparkSession, settings: BuildIndexSettings, summary: JobSummary) -> dict:
     """Build and publish the index of `settings.date`; return its manifest."""
     started = time.monotonic()
     day, window_days = settings.date, settings.window_days
+    first, last = window_bounds(day=day, window_days=window_days)
+    embeddings_df = read_embeddings(spark, settings.embeddings)
+    model_version, accounts = window_accounts(spark, settings, embeddings_df, first, last)
+    if not settings.allow_incomplete_window:
+        check_complete(accounts, model_version, first, last)
+    late = late_notes(accounts)
+    if late:
+        log.warning("notes that arrived after their day was embedded (rerun those days): %s",
+                    late)
+    completeness = {"days_with_notes": len(accounts), "missing_days": missing_days(accounts),
+                    "late_notes": late}
+    summary.add("late_notes", sum(late.values()))
     # Read four times (facts, sample, range bounds, shards): dedupe once.
     corpus_df = latest_embeddings(
-        read_embeddings(spark, settings.embeddings), day=day, window_days=window_days
+        embeddings_df, day=day, window_days=window_days, model_version=model_version
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         facts = corpus_facts(corpus_df)
+        if facts.rows == 0:
+            return publish_empty(settings, model_version, completeness, summary)
         model_version, d = check_corpus(facts, day=day, window_days=window_days)
         params = choose_params(n=facts.rows, d=d, index_type=settings.index_type)
         num_shards = settings.num_shards or default_num_shards(
@@ -96,7 +171,7 @@ def run(spark: SparkSession, settings: BuildIndexSettings, summary: JobSummary) 
 
         train_started = time.monotonic()
         if params.needs_training:
-            xt = training_sample(corpus_df, size=params.train_size(facts.rows), rows=facts.rows)
+            xt = training_sample(corpus_df, size=params.train_size(facts.rows))
             save_trained(train_index(xt, params=params, threads=driver_cpus(spark)), build_dir)
             log.info("trained %s on %d vectors in %.1fs", params.factory, len(xt),
                      time.monotonic() - train_started)
@@ -107,7 +182,6 @@ def run(spark: SparkSession, settings: BuildIndexSettings, summary: JobSummary) 
     finally:
         corpus_df.unpersist()
     shards = shard_entries(stats)
-    first, last = window_bounds(day=day, window_days=window_days)
     manifest = {
         "date": day, "window_days": window_days, "window": [first, last],
         "model_version": model_version, "dimension": d, "metric": "inner_product",
@@ -115,6 +189,7 @@ def run(spark: SparkSession, settings: BuildIndexSettings, summary: JobSummary) 
         "search_parameters": params.search, "params": params.to_dict(),
         "rows": facts.rows, "shards": shards,
         "trained": TRAINED if params.needs_training else None,
+        "completeness": completeness,
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     publish(build_dir, manifest)
@@ -129,6 +204,27 @@ def run(spark: SparkSession, settings: BuildIndexSettings, summary: JobSummary) 
         ("train_s", round(train_s, 1)), ("build_s", round(build_s, 1)),
         ("index_dir", str(build_dir.parent)),
     ]:
+        summary.add(key, value)
+    return {**manifest, "build": build_dir.name, "build_dir": str(build_dir)}
+
+
+def publish_empty(settings: BuildIndexSettings, model_version: str, completeness: dict,
+                  summary: JobSummary) -> dict:
+    """An explicit empty index: the window has no embedded note (empty or all-bad days)."""
+    day = settings.date
+    build_dir = new_build_dir(settings.index_dir, day)
+    manifest = {
+        "date": day, "window_days": settings.window_days,
+        "window": list(window_bounds(day=day, window_days=settings.window_days)),
+        "model_version": model_version, "dimension": None, "metric": "inner_product",
+        "index_type": "empty", "factory": "empty", "search_parameters": None, "params": None,
+        "rows": 0, "shards": [], "trained": None, "completeness": completeness,
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    publish(build_dir, manifest)
+    log.warning("no embedded note in the window of %s: published an empty index", day)
+    for key, value in [("date", day), ("corpus", 0), ("model_version", model_version),
+                       ("index", "empty")]:
         summary.add(key, value)
     return {**manifest, "build": build_dir.name, "build_dir": str(build_dir)}
 

@@ -1,18 +1,25 @@
 """Embed one day of notes: `notes` partition -> `note_embeddings` + `embedding_errors`.
 
-    spark-submit jobs/embed_notes.py --date 2026-11-25 --notes URI --model DIR \
-        --embeddings URI --errors URI [--batch-size N] [--batch-bytes N] \
-        [--max-image-pixels N] \
-        [--batch-tokens N] [--partitions N] [--compile] [--prepare-processes N] \
-        [--image-decode auto|cpu|gpu]
+    spark-submit jobs/embed_notes.py --date 2026-11-25 --notes URI \
+        (--model DIR | --models-root DIR) --embeddings URI --errors URI [--related URI] \
+        [--run-id ID] [--empty-day fail|publish] [--batch-size N] [--batch-bytes N] \
+        [--max-image-pixels N] [--batch-tokens N] [--partitions N] [--compile] \
+        [--prepare-processes N] [--image-decode auto|cpu|gpu]
 
-URIs are Delta table locations; DIR is a NoteLLM-2 checkpoint readable from every executor.
+URIs are Delta table locations. The model is resolved once, on the driver, and the resolved
+directory and its model_version go to every executor (a promotion during the run cannot mix
+two models in the day): `--model DIR` follows a link such as `<models_root>/current` to the
+checkpoint it names; `--models-root DIR` takes the registry's serving version (docs/OPERATIONS.md).
 Every note_id of the day ends up in `note_embeddings` or `embedding_errors` (or both: a note
 whose image was refused is embedded from its text, with image_ok = false, and an error row
-says why). Both tables get the day through one `replaceWhere dt = D` commit each, so a rerun
-replaces exactly that day, and both are registered as notellm2.note_embeddings and
-notellm2.embedding_errors. Exit 0 on success; 2 with a one-line reason when the partition is
-missing, the notes table lacks contract columns or the model is unreadable.
+says why). Both tables are keyed by (dt, model_version): each gets that version's rows of
+the day through one replaceWhere commit, stamped with `--run-id`, so a rerun replaces exactly
+what the last run of that version wrote and other versions' rows stay (rollout, rollback).
+With `--related`, the day's published marker is withdrawn before anything is written.
+A day without notes fails (exit 2) unless `--empty-day publish`: then the day is written
+empty, an explicit outcome the rest of the pipeline publishes. Exit 0 on success; 2 with a
+one-line reason when the partition is missing, the notes table lacks contract columns or the
+model is unreadable.
 """
 
 from __future__ import annotations
@@ -20,21 +27,24 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from notellm2_udf.inference import IMAGE_DECODES
 from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
-from notellm2_udf.pipeline.embedding import EMBEDDED, embeddings_rows, encode_notes, error_rows
-from notellm2_udf.pipeline.model_dir import check_model_dir
-from notellm2_udf.pipeline.notes import drop_invalid_utf8, read_notes_day, split_duplicates
-from notellm2_udf.spark.delta_io import register_table, replace_days
+from notellm2_udf.model.registry import PinnedModel
+from notellm2_udf.pipeline.embedding import DayCounts, EmbedTarget, embed_day
+from notellm2_udf.pipeline.model_dir import pin_model
+from notellm2_udf.pipeline.notes import read_notes_day
+from notellm2_udf.pipeline.publication import withdraw_marker
+from notellm2_udf.spark.delta_io import register_table
 from notellm2_udf.spark.embed_udf import EncoderSettings
-from notellm2_udf.spark.job_args import day_arg, positive_int_arg
+from notellm2_udf.spark.job_args import add_model_arguments, day_arg, positive_int_arg, run_id_arg
 from notellm2_udf.spark.job_runtime import JobSummary, run_job
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS
@@ -53,9 +63,13 @@ class EmbedSettings:
 
     date: str
     notes: str
-    model: str
+    model: str | None
     embeddings: str
     errors: str
+    models_root: str | None = None
+    related: str | None = None
+    run_id: str = ""
+    empty_day: str = "fail"
     batch_size: int = DEFAULT_BATCH_SIZE
     batch_bytes: int = DEFAULT_BATCH_BYTES
     batch_tokens: int | None = None
@@ -65,20 +79,26 @@ class EmbedSettings:
     prepare_processes: int = 0
     image_decode: str = "auto"
 
-    @property
-    def encoder(self) -> EncoderSettings:
-        return EncoderSettings(self.model, self.max_image_pixels, self.batch_tokens,
+    def encoder(self, model: PinnedModel) -> EncoderSettings:
+        return EncoderSettings(model.dir, self.max_image_pixels, self.batch_tokens,
                                compile=self.compile, prepare_processes=self.prepare_processes,
-                               image_decode=self.image_decode)
+                               image_decode=self.image_decode, model_version=model.version)
 
 
 def parse_args(argv: Sequence[str] | None) -> EmbedSettings:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--date", required=True, type=day_arg, help="the dt partition, yyyy-MM-dd")
     parser.add_argument("--notes", required=True, help="notes Delta table location")
-    parser.add_argument("--model", required=True, help="NoteLLM-2 checkpoint directory")
+    add_model_arguments(parser)
     parser.add_argument("--embeddings", required=True, help="note_embeddings Delta location")
     parser.add_argument("--errors", required=True, help="embedding_errors Delta location")
+    parser.add_argument("--related", default=None,
+                        help="related_notes Delta location: withdraw the day's published "
+                             "marker before writing")
+    parser.add_argument("--run-id", type=run_id_arg, default=None,
+                        help="stamped on every row written (default: manual-<time>-<random>)")
+    parser.add_argument("--empty-day", choices=("fail", "publish"), default="fail",
+                        help="a day without notes: fail (default), or write it empty")
     parser.add_argument("--batch-size", type=positive_int_arg, default=DEFAULT_BATCH_SIZE,
                         help="notes per Arrow batch handed to the encoder "
                              f"(default {DEFAULT_BATCH_SIZE}); the encoder sorts and "
@@ -109,8 +129,10 @@ def parse_args(argv: Sequence[str] | None) -> EmbedSettings:
                              "by note), cpu (Pillow), auto (gpu when the task has one; default)")
     args = parser.parse_args(argv)
     return EmbedSettings(
-        date=args.date, notes=args.notes, model=args.model, embeddings=args.embeddings,
-        errors=args.errors, batch_size=args.batch_size, batch_bytes=args.batch_bytes,
+        date=args.date, notes=args.notes, model=args.model, models_root=args.models_root,
+        embeddings=args.embeddings, errors=args.errors, related=args.related,
+        run_id=args.run_id or manual_run_id(), empty_day=args.empty_day,
+        batch_size=args.batch_size, batch_bytes=args.batch_bytes,
         batch_tokens=args.batch_tokens,
         partitions=args.partitions, max_image_pixels=args.max_image_pixels,
         compile=args.compile, prepare_processes=args.prepare_processes or 0,
@@ -127,57 +149,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_job("embed_notes", body)
 
 
+def manual_run_id() -> str:
+    return f"manual-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
 def run(spark: SparkSession, settings: EmbedSettings, summary: JobSummary) -> None:
     """Embed the day and replace it in both tables; facts of the run go to `summary`."""
-    check_model_dir(settings.model)
+    model = pin_model(model_dir=settings.model, models_root=settings.models_root,
+                      day=settings.date)
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
     spark.conf.set("spark.sql.execution.arrow.maxBytesPerBatch", str(settings.batch_bytes))
-    notes_df = read_notes_day(spark, settings.notes, settings.date)
-    unique_df, duplicate_errors_df = split_duplicates(notes_df)
-    unique_df, utf8_errors_df = drop_invalid_utf8(unique_df)
-    partitions = settings.partitions or 4 * spark.sparkContext.defaultParallelism
-    encoded_df = encode_notes(unique_df.repartition(partitions, "note_id"),
-                              settings.encoder).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        embeddings_df = embeddings_rows(encoded_df, settings.date)
-        errors_df = (error_rows(encoded_df, settings.date).unionByName(duplicate_errors_df)
-                     .unionByName(utf8_errors_df))
-        log.info("embedding the notes of %s (the model runs while the first table is written)",
-                 settings.date)
-        replace_days(embeddings_df, NOTE_EMBEDDINGS, settings.embeddings, settings.date)
-        replace_days(errors_df, EMBEDDING_ERRORS, settings.errors, settings.date)
-        register_table(spark, NOTE_EMBEDDINGS, settings.embeddings)
-        register_table(spark, EMBEDDING_ERRORS, settings.errors)
-        _summarise(summary, spark, settings, encoded_df)
-    finally:
-        encoded_df.unpersist()
+    notes_df = read_notes_day(spark, settings.notes, settings.date,
+                              allow_empty=settings.empty_day == "publish")
+    if settings.related and withdraw_marker(spark, settings.related, settings.date):
+        log.info("withdrew the published marker of %s before rewriting it", settings.date)
+    log.info("embedding the notes of %s with model %s (%s)", settings.date, model.version,
+             model.dir)
+    counts = embed_day(notes_df, settings.date, settings.encoder(model),
+                       EmbedTarget(settings.embeddings, settings.errors, settings.run_id),
+                       settings.partitions or 4 * spark.sparkContext.defaultParallelism)
+    register_table(spark, NOTE_EMBEDDINGS, settings.embeddings)
+    register_table(spark, EMBEDDING_ERRORS, settings.errors)
+    _summarise(summary, spark, settings, model, counts)
 
 
 def _summarise(summary: JobSummary, spark: SparkSession, settings: EmbedSettings,
-               encoded_df: DataFrame) -> None:
-    counts = encoded_df.agg(
-        F.count(F.lit(1)).alias("unique"),
-        F.sum(F.expr(EMBEDDED).cast("int")).alias("embedded"),
-        F.sum(F.col("image_ok").cast("int")).alias("with_image"),
-        F.countDistinct("worker_pid").alias("workers"),
-        F.first("model_version").alias("model_version"),
-        F.sum("input_wait_s").alias("input_wait_s"),
-        F.sum("encode_s").alias("encode_s"),
-    ).first()
+               model: PinnedModel, counts: DayCounts) -> None:
     errors = {row["stage"]: row["count"] for row in spark.read.format("delta")
-              .load(settings.errors).where(F.col("dt") == settings.date)
+              .load(settings.errors)
+              .where((F.col("dt") == settings.date) & (F.col("model_version") == model.version))
               .groupBy("stage").count().collect()}
     rows_in = (spark.read.format("delta").load(settings.notes)
                .where(F.col("dt") == settings.date).count())
     summary.add("date", settings.date)
     summary.add("rows_in", rows_in)
-    summary.add("embedded", counts["embedded"] or 0)
-    summary.add("with_image", counts["with_image"] or 0)
+    if rows_in == 0:
+        summary.add("outcome", "empty day: no notes")
+    elif counts.embedded == 0:
+        summary.add("outcome", "no embeddable note")
+    summary.add("embedded", counts.embedded)
+    summary.add("with_image", counts.with_image)
     summary.add("errors_by_stage", json.dumps(dict(sorted(errors.items()))))
-    summary.add("notes_per_s", round((counts["unique"] or 0) / max(summary.elapsed_s, 1e-9), 1))
-    summary.add("input_wait_share", _share(counts["input_wait_s"], counts["encode_s"]))
-    summary.add("workers", counts["workers"])
-    summary.add("model_version", counts["model_version"])
+    summary.add("notes_per_s", round(counts.notes / max(summary.elapsed_s, 1e-9), 1))
+    summary.add("input_wait_share", _share(counts.input_wait_s, counts.encode_s))
+    summary.add("workers", counts.workers)
+    summary.add("model_version", model.version)
+    summary.add("model_dir", model.dir)
+    summary.add("run_id", settings.run_id)
 
 
 def _share(waiting: float | None, working: float | None) -> float | None:

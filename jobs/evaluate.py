@@ -39,8 +39,8 @@ from notellm2_udf.evaluation.recall import (
     retrieval_arrays,
     select_test_pairs,
 )
-from notellm2_udf.model.checkpoint import model_version
 from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
+from notellm2_udf.model.version import model_version
 from notellm2_udf.pipeline.embedding import encode_notes
 from notellm2_udf.pipeline.model_dir import check_model_dir
 from notellm2_udf.pipeline.notes import NOTE_COLUMNS, split_duplicates

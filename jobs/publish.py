@@ -1,7 +1,7 @@
 """Publish one validated day: register the tables, write the day's _SUCCESS marker.
 
     spark-submit jobs/publish.py --date 2026-11-25 --embeddings URI --errors URI \
-        --related URI [--run-id ID]
+        --related URI [--run-id ID] [--models-root DIR [--keep-versions N]]
 
 Registers notellm2.note_embeddings, notellm2.embedding_errors and notellm2.related_notes
 (external Delta tables at the given locations), then writes
@@ -9,20 +9,29 @@ Registers notellm2.note_embeddings, notellm2.embedding_errors and notellm2.relat
 run id and time. Consumers wait for that file, not for the table (it appears only after
 validation passed). The newest published day and its model_version also go into the
 table properties `notellm2.published_dt` / `notellm2.model_version` of related_notes (a
-backfill of an older day leaves them alone). Exit 2 with a one-line reason if the day has
-no related notes or more than one model_version.
+backfill of an older day leaves them alone). The marker names the run that wrote the
+day's embeddings and errors (`embedding_run_id`); publishing refuses a day whose two tables
+come from different runs, or whose related lists mix model versions (exit 2). A day without
+related lists (no notes, no embeddable note) is published as an explicit empty day: the
+marker says `"empty": true` and why.
+
+With `--models-root`, publishing a day of the registry's pending version makes it the
+serving version (the index of the day was built from it, so its whole window is embedded,
+and validate_related passed): one atomic rewrite of registry.json. `--keep-versions N` then
+deletes the checkpoints of all but the serving and N-1 previous versions.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
+from notellm2_udf.model.registry import prune, switch
 from notellm2_udf.pipeline.publication import (
     marker_path,
     publication_record,
@@ -30,12 +39,12 @@ from notellm2_udf.pipeline.publication import (
     write_text,
 )
 from notellm2_udf.spark.delta_io import read_day, register_table
-from notellm2_udf.spark.job_args import day_arg
+from notellm2_udf.spark.job_args import day_arg, positive_int_arg, run_id_arg
 from notellm2_udf.spark.job_runtime import JobSummary, run_job
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS, RELATED_NOTES
 
-_RUN_ID = re.compile(r"[A-Za-z0-9_.:+\-]{1,250}")
+log = logging.getLogger("notellm2.publish")
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,8 @@ class PublishSettings:
     errors: str
     related: str
     run_id: str = "manual"
+    models_root: str | None = None
+    keep_versions: int | None = None
 
 
 def parse_args(argv: Sequence[str] | None) -> PublishSettings:
@@ -55,15 +66,15 @@ def parse_args(argv: Sequence[str] | None) -> PublishSettings:
     parser.add_argument("--embeddings", required=True, help="note_embeddings Delta location")
     parser.add_argument("--errors", required=True, help="embedding_errors Delta location")
     parser.add_argument("--related", required=True, help="related_notes Delta location")
-    parser.add_argument("--run-id", default="manual", type=_run_id,
+    parser.add_argument("--run-id", default="manual", type=run_id_arg,
                         help="who published (the Airflow run id)")
+    parser.add_argument("--models-root", default=None,
+                        help="model registry: publishing a day of the pending version makes "
+                             "it serve")
+    parser.add_argument("--keep-versions", type=positive_int_arg, default=None,
+                        help="after a switch, keep the checkpoints of the serving and N-1 "
+                             "previous versions only (default: keep all)")
     return PublishSettings(**vars(parser.parse_args(argv)))
-
-
-def _run_id(text: str) -> str:
-    if not _RUN_ID.fullmatch(text):
-        raise argparse.ArgumentTypeError(f"run id must match {_RUN_ID.pattern}, got {text!r}")
-    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,6 +103,17 @@ def run(spark: SparkSession, settings: PublishSettings, summary: JobSummary) -> 
         summary.add(key, value)
     summary.add("marker", marker)
     summary.add("newest_published", newest)
+    if settings.models_root and record["model_version"]:
+        switch_if_pending(settings, record["model_version"], summary)
+
+
+def switch_if_pending(settings: PublishSettings, version: str, summary: JobSummary) -> None:
+    if not switch(settings.models_root, version, settings.date):
+        return
+    log.info("model %s serves from %s on", version, settings.date)
+    summary.add("serving_from_now", version)
+    if settings.keep_versions:
+        summary.add("pruned_versions", prune(settings.models_root, settings.keep_versions))
 
 
 if __name__ == "__main__":

@@ -6,9 +6,12 @@
 
 Queries: every note of the index's corpus (`all`), or only those whose latest embedding
 is from `--date` (`new`). Each gets its top-k over all shards, itself excluded, ordered
-by score desc then related_note_id asc; fewer than k when the corpus is smaller. Writes
-`related_notes` (replaceWhere dt = date) and registers `notellm2.related_notes`. The
-summary reports recall@k on a sample of queries against exact search.
+by score desc then related_note_id asc; fewer than k when the corpus is smaller. The corpus
+is the window's embeddings of the model version the index was built from. The day's
+published marker is withdrawn first (readers stop trusting the day until it is validated
+and published again), then `related_notes` is written (replaceWhere dt = date) and
+registered as `notellm2.related_notes`. An empty index gives an empty day. The summary
+reports recall@k on a sample of queries against exact search.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from notellm2_udf.index.exact import exact_topk, recall_at_k, sample_queries
 from notellm2_udf.index.layout import read_manifest
 from notellm2_udf.index.search import related_notes_df
 from notellm2_udf.pipeline.corpus import latest_embeddings, new_notes, read_embeddings
+from notellm2_udf.pipeline.publication import withdraw_marker
 from notellm2_udf.spark.delta_io import read_day, register_table, replace_days
 from notellm2_udf.spark.job_args import day_arg, non_negative_int_arg, positive_int_arg
 from notellm2_udf.spark.job_runtime import JobSummary, run_job
@@ -96,25 +100,31 @@ def search_tasks(spark: SparkSession, manifest: dict) -> int:
     return cores * -(-manifest["rows"] // (QUERIES_PER_TASK * cores))
 
 
-def check_model_version(corpus_df: DataFrame, manifest: dict) -> None:
-    versions = sorted(row[0] for row in corpus_df.select("model_version").distinct().collect())
-    if versions != [manifest["model_version"]]:
+def check_corpus_matches(corpus_df: DataFrame, manifest: dict) -> None:
+    rows = corpus_df.count()
+    if rows != manifest["rows"]:
         raise JobInputError(
-            f"the index of {manifest['date']} was built from model {manifest['model_version']}, "
-            f"the embeddings in its window now come from {versions}: rerun build_index")
+            f"the index of {manifest['date']} holds {manifest['rows']} notes of model "
+            f"{manifest['model_version']}, its window now holds {rows}: rerun build_index")
 
 
 def run(spark: SparkSession, settings: RelatedNotesSettings, summary: JobSummary) -> None:
     """Search the day's queries in its index and replace the day in `related_notes`."""
     day = settings.date
     manifest = read_manifest(settings.index_dir, day)
-    # Read three times (model check, search, recall sample): dedupe once.
+    if withdraw_marker(spark, settings.related, day):
+        log.info("withdrew the published marker of %s: it is published again after "
+                 "validation", day)
+    if manifest["rows"] == 0:
+        write_empty_day(spark, settings, manifest, summary)
+        return
+    # Read four times (check, search, recall sample): dedupe once.
     corpus_df = latest_embeddings(
         read_embeddings(spark, settings.embeddings), day=day,
-        window_days=manifest["window_days"],
+        window_days=manifest["window_days"], model_version=manifest["model_version"],
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        check_model_version(corpus_df, manifest)
+        check_corpus_matches(corpus_df, manifest)
         queries_df = queries_of(corpus_df, day=day, queries=settings.queries)
         started = time.monotonic()
         related_df = related_notes_df(queries_df, manifest=manifest, k=settings.top_k,
@@ -136,8 +146,20 @@ def run(spark: SparkSession, settings: RelatedNotesSettings, summary: JobSummary
         ("queries", settings.queries), ("top_k", settings.top_k),
         ("rows", written_df.count()), ("search_write_s", round(search_s, 1)),
         (f"recall@{settings.top_k}", None if recall is None else round(recall, 4)),
-        ("related", RELATED_NOTES.qualified_name),
+        ("model_version", manifest["model_version"]), ("related", RELATED_NOTES.qualified_name),
     ]:
+        summary.add(key, value)
+
+
+def write_empty_day(spark: SparkSession, settings: RelatedNotesSettings, manifest: dict,
+                    summary: JobSummary) -> None:
+    """No embedded note in the window: the day has no related lists, said explicitly."""
+    replace_days(spark.createDataFrame([], RELATED_NOTES.schema), RELATED_NOTES,
+                 settings.related, settings.date)
+    register_table(spark, RELATED_NOTES, settings.related)
+    log.warning("the index of %s is empty: wrote an empty day", settings.date)
+    for key, value in [("date", settings.date), ("corpus", 0), ("rows", 0),
+                       ("model_version", manifest["model_version"])]:
         summary.add(key, value)
 
 

@@ -12,7 +12,9 @@ Checks of dt=D (each counts offending rows; every count must be 0):
     min(top_k, notes embedded on D - 1) <= n <= top_k;
   - scores are finite and do not increase with rank;
   - related rows carry the model_version of the day's embeddings;
-and the sampled recall: for `--sample-size` query notes, the share of their related notes that
+the day's embeddings, errors and window are those of the related lists' model version (the
+tables hold one set of rows per version); and the sampled recall: for `--sample-size` query
+notes, the share of their related notes that
 exact inner-product search over the window also ranks in the top n (tie-tolerant: a related
 note counts if its true score reaches the exact n-th score) must be >= --min-recall.
 Reads only; exit 0 when all pass, 2 with a one-line list of the failed checks otherwise.
@@ -24,7 +26,8 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from notellm2_udf.errors import JobInputError
 from notellm2_udf.pipeline.validation import check_counts, sampled_recall, window_embeddings
@@ -85,11 +88,16 @@ def run(spark: SparkSession, settings: ValidateSettings, summary: JobSummary) ->
     """Run every check of the day; JobInputError naming the failed ones."""
     day = settings.date
     notes_df = read_table_day(spark, settings.notes, NOTES, day)
+    related_df = read_table_day(spark, settings.related, RELATED_NOTES, day).cache()
+    version = lists_version(related_df)
     embeddings_df = read_table_day(spark, settings.embeddings, NOTE_EMBEDDINGS, day)
     errors_df = read_table_day(spark, settings.errors, EMBEDDING_ERRORS, day)
-    related_df = read_table_day(spark, settings.related, RELATED_NOTES, day).cache()
+    if version is not None:
+        embeddings_df = embeddings_df.where(F.col("model_version") == version)
+        errors_df = errors_df.where((F.col("model_version") == version)
+                                    | F.col("model_version").isNull())
     window_df = window_embeddings(read_table(spark, settings.embeddings, NOTE_EMBEDDINGS), day,
-                                  settings.window_days).cache()
+                                  settings.window_days, model_version=version).cache()
     try:
         day_notes = embeddings_df.select("note_id").distinct().count()
         min_length = min(settings.top_k, max(day_notes - 1, 0))
@@ -97,6 +105,7 @@ def run(spark: SparkSession, settings: ValidateSettings, summary: JobSummary) ->
                                 settings.top_k, min_length)
         recall = sampled_recall(related_df, window_df, settings.sample_size, settings.seed)
         summary.add("date", day)
+        summary.add("model_version", version)
         summary.add("embedded", day_notes)
         summary.add("queries", related_df.select("note_id").distinct().count())
         summary.add("related_rows", related_df.count())
@@ -112,6 +121,13 @@ def run(spark: SparkSession, settings: ValidateSettings, summary: JobSummary) ->
     finally:
         related_df.unpersist()
         window_df.unpersist()
+
+
+def lists_version(related_df: DataFrame) -> str | None:
+    """The model version of the day's lists (None for an empty day); several are checked by
+    `model_version_mismatch` against the first."""
+    versions = sorted(row[0] for row in related_df.select("model_version").distinct().collect())
+    return versions[0] if versions else None
 
 
 if __name__ == "__main__":

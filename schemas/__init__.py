@@ -5,6 +5,7 @@ rename none without a migration note in the README.
 """
 
 from schemas.tables import (
+    CLOSED_THROUGH,
     DATABASE,
     EMBEDDING_ERRORS,
     NOTE_EMBEDDINGS,
@@ -16,6 +17,7 @@ from schemas.tables import (
 )
 
 __all__ = [
+    "CLOSED_THROUGH",
     "DATABASE",
     "EMBEDDING_ERRORS",
     "NOTE_EMBEDDINGS",

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pyspark.sql import types as T
 
 DATABASE = "notellm2"
+# The producers' completeness signal on `notes`: the table property naming the newest closed
+# day (every day up to it is complete: no more appends). docs/OPERATIONS.md has the contract.
+CLOSED_THROUGH = "notellm2.closed_through"
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,13 @@ def _dt_field() -> T.StructField:
     return _field("dt", T.StringType(), False, "partition day, yyyy-MM-dd")
 
 
+def _run_id_field() -> T.StructField:
+    # Added after the first release, hence nullable: older rows have none.
+    return _field("run_id", T.StringType(), True,
+                  "the run that wrote the row (embeddings and errors of a published day "
+                  "carry the same one)")
+
+
 NOTES = TableSpec(
     name="notes",
     schema=T.StructType(
@@ -103,10 +113,11 @@ NOTE_EMBEDDINGS = TableSpec(
             ),
             _field("model_version", T.StringType(), False, "hash of the model checkpoint"),
             _field("image_ok", T.BooleanType(), False, "the image was decoded and used"),
+            _run_id_field(),
         ]
     ),
     partition_by=("dt",),
-    comment="NoteLLM-2 embeddings of each day's notes.",
+    comment="NoteLLM-2 embeddings of each day's notes, one set per model version.",
 )
 
 EMBEDDING_ERRORS = TableSpec(
@@ -117,6 +128,10 @@ EMBEDDING_ERRORS = TableSpec(
             _field("note_id", T.StringType(), True, "note identifier (null if it was null)"),
             _field("stage", T.StringType(), False, "where it failed: image, input, duplicate"),
             _field("error", T.StringType(), False, "why, in one line"),
+            _field("model_version", T.StringType(), True,
+                   "the model of the run that wrote the row (null: written before versions "
+                   "keyed the rows)"),
+            _run_id_field(),
         ]
     ),
     partition_by=("dt",),

@@ -22,6 +22,7 @@ NOTES_PER_DAY = 6
 DIM = 8
 TOP_K = 3
 MODEL_VERSION = "tinyabc123"
+RUN_ID = "scheduled__2026-11-25T00:00:00+00:00"
 HOSTILE_TITLE = ("<script>document.body.setAttribute('data-pwned','1')</script>"
                  "<img src=x onerror=\"document.title='pwned'\">&amp; café")
 NO_CONTENT_ID = "20261125-000005"   # no text, no image: an 'input' error, not embedded
@@ -121,11 +122,13 @@ def write_world(spark, root: Path, *, register: bool = True) -> World:
     tables = {
         "notes": (NOTES, notes_rows()),
         "note_embeddings": (NOTE_EMBEDDINGS, [
-            (day, nid, vectors[nid].tolist(), None, MODEL_VERSION, nid != BAD_IMAGE_ID)
+            (day, nid, vectors[nid].tolist(), None, MODEL_VERSION, nid != BAD_IMAGE_ID, RUN_ID)
             for day, nid in embedded_ids()]),
         "embedding_errors": (EMBEDDING_ERRORS, [
-            (DAYS[1], BAD_IMAGE_ID, "image", "image refused, embedded from text: <corrupt>"),
-            (DAYS[1], NO_CONTENT_ID, "input", "no usable text or image")]),
+            (DAYS[1], BAD_IMAGE_ID, "image", "image refused, embedded from text: <corrupt>",
+             MODEL_VERSION, RUN_ID),
+            (DAYS[1], NO_CONTENT_ID, "input", "no usable text or image", MODEL_VERSION,
+             RUN_ID)]),
         "related_notes": (RELATED_NOTES, [(*row, MODEL_VERSION) for row in related]),
     }
     for name, (spec, rows) in tables.items():

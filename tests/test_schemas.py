@@ -23,8 +23,13 @@ def _strip_metadata(schema: T.StructType) -> T.StructType:
 def test_contract_columns_are_the_ones_users_rely_on():
     assert NOTES.column_names == ["dt", "note_id", "title", "content", "topics", "image"]
     assert NOTE_EMBEDDINGS.column_names == [
-        "dt", "note_id", "embedding", "visual_embedding", "model_version", "image_ok"]
-    assert EMBEDDING_ERRORS.column_names == ["dt", "note_id", "stage", "error"]
+        "dt", "note_id", "embedding", "visual_embedding", "model_version", "image_ok", "run_id"]
+    # Added columns are nullable: tables of older releases gain them (rows read as null).
+    assert EMBEDDING_ERRORS.column_names == [
+        "dt", "note_id", "stage", "error", "model_version", "run_id"]
+    assert all(spec.schema[name].nullable for spec, name in (
+        (NOTE_EMBEDDINGS, "run_id"), (EMBEDDING_ERRORS, "model_version"),
+        (EMBEDDING_ERRORS, "run_id")))
     assert RELATED_NOTES.column_names == [
         "dt", "note_id", "rank", "related_note_id", "score", "model_version"]
     assert RELATED_PAIRS.column_names[:4] == ["note_id", "related_note_id", "score", "dt"]

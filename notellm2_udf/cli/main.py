@@ -6,6 +6,7 @@
     notellm2 spark-defaults --jars-dir DIR --lakehouse DIR [--write]
     notellm2 sql "SELECT ..."
     notellm2 report --date D ... --out FILE
+    notellm2 models status|rollback|withdraw|prune --models-root DIR ...
 
 Heavy modules (Spark, torch) are imported by the subcommand that needs them.
 """
@@ -32,6 +33,8 @@ _COMMANDS = {
             "notellm2_udf.cli.sql", "add_sql_arguments", "run_sql"),
     "report": ("write the static HTML QA report of a day's related notes",
                "notellm2_udf.cli.report", "add_report_arguments", "run_report"),
+    "models": ("the model registry: status, rollback, withdraw, prune",
+               "notellm2_udf.cli.models", "add_arguments", "run"),
 }
 
 

@@ -75,7 +75,17 @@ def fill_shard(trained, xb: np.ndarray):
     import faiss
 
     index = faiss.clone_index(trained)
-    index.add(xb)
+    if isinstance(index, faiss.IndexHNSW):
+        # HNSW's links depend on the order in which threads insert the vectors: one thread
+        # makes a rerun build the same graph (the same related lists), at a slower build.
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            index.add(xb)
+        finally:
+            faiss.omp_set_num_threads(threads)
+    else:
+        index.add(xb)
     return index
 
 
@@ -86,11 +96,18 @@ def save_trained(index, build_dir: Path) -> None:
     write_atomic(Path(build_dir) / TRAINED, lambda tmp: faiss.write_index(index, tmp))
 
 
-def training_sample(corpus_df: DataFrame, *, size: int, rows: int, seed: int = 0) -> np.ndarray:
-    """About `size` corpus embeddings as float32 [size, d], drawn uniformly, on the driver."""
-    fraction = min(1.0, 1.2 * size / max(rows, 1))
-    sample_pdf = corpus_df.select("embedding").sample(fraction=fraction, seed=seed).limit(size)
-    return as_matrix(sample_pdf.toPandas()["embedding"])
+def training_sample(corpus_df: DataFrame, *, size: int, seed: int = 0) -> np.ndarray:
+    """`size` corpus embeddings as float32 [size, d], on the driver: the notes of smallest
+    hash(note_id, seed), in that order.
+
+    The same corpus gives the same sample in the same order whatever its partitioning (a
+    Bernoulli sample + limit depends on the order rows arrive in after the corpus's shuffle),
+    so a rerun trains the same quantizer and gives the same related lists.
+    """
+    key = F.xxhash64("note_id", F.lit(seed))
+    sample_pdf = (corpus_df.select(key.alias("_key"), "note_id", "embedding")
+                  .orderBy("_key", "note_id").limit(size).toPandas())
+    return as_matrix(sample_pdf["embedding"])
 
 
 def build_shards_df(corpus_df: DataFrame, *, num_shards: int, params: IndexParams,

@@ -20,9 +20,10 @@ from notellm2_udf.errors import describe_error
 from notellm2_udf.inference import IMAGE_DECODES
 from notellm2_udf.inference.device_images import DeviceJpegDecoder, device_decoding_available
 from notellm2_udf.inference.preparation import ProcessPreparer
-from notellm2_udf.model.checkpoint import load_checkpoint, model_version
+from notellm2_udf.model.checkpoint import load_checkpoint
 from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
 from notellm2_udf.model.processor import PreparedNotes
+from notellm2_udf.model.version import model_version
 
 # Tokens (rows x longest row) per forward pass. A 7B-class LLM in bf16 on an 80 GB GPU
 # handles 16k-token batches comfortably; on a CPU smaller batches waste less on padding.

@@ -7,7 +7,6 @@ image-processor files. Nothing in it is ever unpickled.
     preprocessor_config.json    the vision tower's image processor
 """
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -16,32 +15,11 @@ import torch
 from notellm2_udf.atomic_files import staged_directory
 from notellm2_udf.model.modeling import NoteLLM2Model
 from notellm2_udf.model.processor import NoteLLM2Processor
+from notellm2_udf.model.version import model_version
 
-VERSION_HEX_DIGITS = 16
 # Keys that from_pretrained adds to a tokenizer's config about where it was loaded from;
 # dropped so that a loaded-and-saved checkpoint has the same bytes (and model_version).
 LOADER_ONLY_TOKENIZER_KEYS = ("is_local", "local_files_only", "name_or_path")
-
-
-def model_version(directory: str | Path) -> str:
-    """sha256 over the sorted (relative path, bytes) of every file in the checkpoint, as 16 hex.
-
-    Identical weights, configs and tokenizer files give the same version wherever and
-    whenever they were saved; any change to any file gives another.
-    """
-    root = Path(directory)
-    digest = hashlib.sha256()
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    if not files:
-        raise FileNotFoundError(f"no checkpoint files in {root}")
-    for path in files:
-        relative = path.relative_to(root).as_posix().encode()
-        digest.update(len(relative).to_bytes(8, "little") + relative)
-        digest.update(path.stat().st_size.to_bytes(8, "little"))
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:VERSION_HEX_DIGITS]
 
 
 def save_checkpoint(

@@ -22,8 +22,10 @@ def read_embeddings(spark: SparkSession, uri: str) -> DataFrame:
     return read_table(spark, uri, NOTE_EMBEDDINGS, f"--embeddings {uri}")
 
 
-def latest_embeddings(embeddings_df: DataFrame, *, day: str, window_days: int) -> DataFrame:
-    """One row per note_id: its latest embedding with dt in the window ending at `day`.
+def latest_embeddings(embeddings_df: DataFrame, *, day: str, window_days: int,
+                      model_version: str | None = None) -> DataFrame:
+    """One row per note_id: its latest embedding with dt in the window ending at `day` (of
+    `model_version` only, when given: the table holds one set of rows per version).
 
     Ties on dt (a note embedded twice in one day) are broken by model_version, then
     embedding, so the choice does not depend on partitioning.
@@ -32,6 +34,8 @@ def latest_embeddings(embeddings_df: DataFrame, *, day: str, window_days: int) -
     newest_first = Window.partitionBy("note_id").orderBy(
         F.col("dt").desc(), F.col("model_version").desc(), F.col("embedding").desc()
     )
+    if model_version is not None:
+        embeddings_df = embeddings_df.where(F.col("model_version") == model_version)
     return (
         embeddings_df.where(F.col("dt").between(first, last))
         .withColumn("_newest", F.row_number().over(newest_first))

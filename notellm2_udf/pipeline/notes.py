@@ -25,8 +25,11 @@ LOSSLESS_CASTS = {
 }
 
 
-def read_notes_day(spark: SparkSession, location: str, day: str) -> DataFrame:
-    """The day's partition of `notes` (pruned: only its files are read), in contract types.
+def read_notes_day(spark: SparkSession, location: str, day: str, *,
+                   allow_empty: bool = False) -> DataFrame:
+    """The day's partition of `notes` (pruned: only its files are read), in contract types;
+    JobInputError when it has no rows, unless `allow_empty` (a day the producer closed
+    without notes).
 
     Columns of the wrong type stop the job before anything is written (JobInputError naming
     each column, the expected and the found type); lossless casts are applied and logged.
@@ -37,7 +40,7 @@ def read_notes_day(spark: SparkSession, location: str, day: str) -> DataFrame:
     day_df = table_df.where(F.col("dt") == day).select(*[
         F.col(name).cast(NOTES.schema[name].dataType).alias(name) if name in casts
         else F.col(name) for name in NOTE_COLUMNS])
-    if day_df.isEmpty():
+    if not allow_empty and day_df.isEmpty():
         raise JobInputError(f"{what} has no partition dt={day}")
     return day_df
 
@@ -91,6 +94,13 @@ def drop_invalid_utf8(notes_df: DataFrame) -> tuple[DataFrame, DataFrame]:
 
 def _valid_or_null(name: str) -> Column:
     return F.when(F.is_valid_utf8(name), F.col(name)).alias(name)
+
+
+def notes_in_window(spark: SparkSession, location: str, first: str, last: str) -> DataFrame:
+    """(dt, note_id) of every note with dt in [first, last]: two columns of Parquet only."""
+    table_df = read_table(spark, location, NOTES, f"notes table {location}")
+    return table_df.where(F.col("dt").between(first, last) & F.col("note_id").isNotNull()
+                          ).select("dt", "note_id")
 
 
 def split_duplicates(notes_df: DataFrame) -> tuple[DataFrame, DataFrame]:

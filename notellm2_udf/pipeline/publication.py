@@ -17,29 +17,66 @@ MARKER_DIR = "_published"
 
 def publication_record(related_df: DataFrame, embeddings_df: DataFrame, errors_df: DataFrame,
                        day: str, run_id: str) -> dict:
-    """What the marker says about the day; JobInputError if it must not be published."""
+    """What the marker says about the day; JobInputError if it must not be published.
+
+    Embeddings and errors count for the related lists' model version only (the tables hold
+    one set of rows per version), and must come from one run. A day without related lists
+    is published as an explicit empty day, with the reason.
+    """
     related = related_df.agg(
         F.count(F.lit(1)).alias("rows"), F.countDistinct("note_id").alias("queries"),
         F.collect_set("model_version").alias("versions")).first()
-    if not related["rows"]:
-        raise JobInputError(f"related_notes has no rows for dt={day}: nothing to publish")
-    if len(related["versions"]) != 1:
+    versions = related["versions"]
+    if len(versions) > 1:
         raise JobInputError(f"related_notes dt={day} mixes model versions "
-                            f"{sorted(related['versions'])}: rerun the day")
-    return {
+                            f"{sorted(versions)}: rerun the day")
+    if not versions:  # no lists: the version of whatever the day's embedding run wrote
+        versions = sorted(row[0] for row in embeddings_df.select("model_version").unionByName(
+            errors_df.select("model_version")).where("model_version IS NOT NULL")
+            .distinct().collect())[-1:]
+    version = versions[0] if versions else None
+    if version is not None:
+        embeddings_df = embeddings_df.where(F.col("model_version") == version)
+        # Rows written before versions keyed the errors have none.
+        errors_df = errors_df.where((F.col("model_version") == version)
+                                    | F.col("model_version").isNull())
+    embedded, errors = embeddings_df.count(), errors_df.count()
+    runs = sorted({row[0] or "" for row in embeddings_df.select("run_id").unionByName(
+        errors_df.select("run_id")).distinct().collect()})
+    if len(runs) > 1:
+        raise JobInputError(f"note_embeddings and embedding_errors of dt={day} (model "
+                            f"{version}) were written by different runs {runs}: rerun "
+                            "embed_notes for the day")
+    record = {
         "dt": day,
-        "model_version": related["versions"][0],
+        "model_version": version,
         "related_rows": related["rows"],
         "queries": related["queries"],
-        "embedded": embeddings_df.count(),
-        "errors": errors_df.count(),
+        "embedded": embedded,
+        "errors": errors,
+        "embedding_run_id": runs[0] if runs else None,
         "run_id": run_id,
         "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if not embedded:  # an explicit outcome, not a failure
+        record["day_outcome"] = "no embeddable note" if errors else "no notes"
+    if not related["rows"]:
+        record["empty"] = True
+        record["reason"] = ("no embedded note in the index window" if embedded or errors
+                            else "no notes")
+    return record
 
 
 def marker_path(related_location: str, day: str) -> str:
     return f"{related_location.rstrip('/')}/{MARKER_DIR}/dt={day}/_SUCCESS"
+
+
+def withdraw_marker(spark: SparkSession, related_location: str, day: str) -> bool:
+    """Delete the day's marker before its tables are rewritten; True if there was one."""
+    jvm = spark._jvm
+    path = jvm.org.apache.hadoop.fs.Path(marker_path(related_location, day))
+    fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
+    return bool(fs.exists(path) and fs.delete(path, False))
 
 
 def write_text(spark: SparkSession, uri: str, text: str) -> None:
@@ -60,7 +97,7 @@ def update_table_properties(spark: SparkSession, record: dict) -> str:
     current = {row["key"]: row["value"]
                for row in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
     newest = current.get("notellm2.published_dt", "")
-    if record["dt"] < newest:
+    if record["dt"] < newest or record["model_version"] is None:
         return newest
     spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ("
               f"'notellm2.published_dt' = '{record['dt']}', "

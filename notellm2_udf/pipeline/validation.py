@@ -24,10 +24,12 @@ EXACT_SCHEMA = T.StructType([
 ])
 
 
-def window_embeddings(embeddings_df: DataFrame, day: str, window_days: int) -> DataFrame:
+def window_embeddings(embeddings_df: DataFrame, day: str, window_days: int,
+                      model_version: str | None = None) -> DataFrame:
     """The notes an index of `day` holds (note_id, embedding, model_version): the window
     corpus as build_index defines it (pipeline.corpus)."""
-    return latest_embeddings(embeddings_df, day=day, window_days=window_days).select(
+    return latest_embeddings(embeddings_df, day=day, window_days=window_days,
+                             model_version=model_version).select(
         "note_id", "embedding", "model_version")
 
 
@@ -49,8 +51,10 @@ def check_counts(notes_df: DataFrame, embeddings_df: DataFrame, errors_df: DataF
         "duplicate_pairs": duplicated(related_df, "note_id", "related_note_id"),
         "bad_rank_lists": bad_rank_lists(related_df, top_k, min_length),
         "unsorted_scores": unsorted_scores(related_df),
+        # The window's version too: a day without embeddings (no notes) still has lists.
         "model_version_mismatch": related_df.join(
-            embeddings_df.select("model_version").distinct(), "model_version", "left_anti"),
+            embeddings_df.select("model_version").unionByName(
+                window_df.select("model_version")).distinct(), "model_version", "left_anti"),
     }
     return {name: check_df.count() for name, check_df in checks.items()}
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from notellm2_udf.sample.notes import SampleSpec, generate_day
-from notellm2_udf.spark.delta_io import register_table, replace_days
-from schemas import NOTES, RELATED_PAIRS
+from notellm2_udf.spark.delta_io import register_table, replace_days, set_properties
+from schemas import CLOSED_THROUGH, NOTES, RELATED_PAIRS
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,8 @@ def write_sample_tables(
     """Write `notes` and `related_pairs` under `out_dir`, one day at a time; return a summary.
 
     Each day is its own replaceWhere commit, so a rerun with the same arguments rewrites the
-    same rows and leaves other days alone.
+    same rows and leaves other days alone. Then the notes table is closed through the last
+    day written (the producers' completeness signal, CLOSED_THROUGH), never moved back.
     """
     notes_location = str((out_dir / "notes").resolve())
     pairs_location = str((out_dir / "related_pairs").resolve())
@@ -35,6 +36,9 @@ def write_sample_tables(
         note_count += len(notes_pdf)
         pair_count += len(pairs_pdf)
         log.info("sample data %s: %d notes, %d pairs", day, len(notes_pdf), len(pairs_pdf))
+    closed = spark.sql(f"DESCRIBE DETAIL delta.`{notes_location}`").first()["properties"]
+    if closed.get(CLOSED_THROUGH, "") < spec.day_strings[-1]:
+        set_properties(spark, notes_location, {CLOSED_THROUGH: spec.day_strings[-1]})
     if register:
         register_table(spark, NOTES, notes_location)
         register_table(spark, RELATED_PAIRS, pairs_location)

@@ -29,11 +29,28 @@ def ensure_table(spark: SparkSession, spec: TableSpec, location: str) -> None:
     for key, value in spec.properties.items():
         builder = builder.property(key, value)
     table = builder.execute()
+    _add_missing_columns(spark, spec, location, table.toDF().columns)
     current = table.detail().first()["properties"] if spec.properties else {}
-    missing = {key: value for key, value in spec.properties.items() if current.get(key) != value}
-    if missing:
-        settings = ", ".join(f"{_sql_string(k)} = {_sql_string(v)}" for k, v in missing.items())
+    set_properties(spark, location, {key: value for key, value in spec.properties.items()
+                                     if current.get(key) != value})
+
+
+def set_properties(spark: SparkSession, location: str, properties: dict[str, str]) -> None:
+    """Set table properties of the Delta table at `location` (one commit; none if empty)."""
+    if properties:
+        settings = ", ".join(f"{_sql_string(k)} = {_sql_string(v)}"
+                             for k, v in properties.items())
         spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({settings})")
+
+
+def _add_missing_columns(spark: SparkSession, spec: TableSpec, location: str,
+                         columns: list[str]) -> None:
+    """Columns the contract gained since the table was created (all nullable, so old rows
+    read as null): the migration of a table written by an older release."""
+    added = [field for field in spec.schema.fields if field.name not in columns]
+    if added:
+        spark.sql(f"ALTER TABLE delta.`{location}` ADD COLUMNS ("
+                  + ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in added) + ")")
 
 
 def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
@@ -50,9 +67,11 @@ def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
 
 
 def replace_days(
-    df: DataFrame, spec: TableSpec, location: str, first_day: str, last_day: str | None = None
+    df: DataFrame, spec: TableSpec, location: str, first_day: str, last_day: str | None = None,
+    *, model_version: str | None = None,
 ) -> None:
-    """Atomically replace the days [first_day, last_day] of the table with `df`.
+    """Atomically replace the days [first_day, last_day] of the table with `df`; with
+    `model_version`, only that version's rows of those days (version-keyed tables).
 
     One Delta commit: readers see the old days or the new ones, never a mix, and a rerun
     replaces exactly what the previous run wrote. Rows of `df` outside the range are refused
@@ -62,6 +81,8 @@ def replace_days(
     first_day = validate_day(first_day)
     ensure_table(df.sparkSession, spec, location)
     predicate = f"dt >= {_sql_string(first_day)} AND dt <= {_sql_string(last_day)}"
+    if model_version is not None:
+        predicate += f" AND model_version = {_sql_string(model_version)}"
     (
         conform(df, spec)
         .write.format("delta")

@@ -64,6 +64,9 @@ class EncoderSettings:
     prepare_processes: int = 0
     image_decode: str = "auto"
     missing_image: str | None = None  # override the checkpoint's (evaluation protocols)
+    # The version the driver pinned: a worker whose checkpoint hashes otherwise refuses to
+    # encode (the directory was changed under the run).
+    model_version: str | None = None
 
 
 def load_encoder(settings: EncoderSettings, device: str):
@@ -105,6 +108,9 @@ def make_encode_partition(
         # Also on a GPU: the task's CPUs decode images and run torch's host-side work.
         torch.set_num_threads(task_cpus())
         encoder = cached_encoder(settings, task_device(), factory)
+        if settings.model_version and encoder.model_version != settings.model_version:
+            raise RuntimeError(f"{settings.model_dir} is model {encoder.model_version}, the "
+                               f"run was pinned to {settings.model_version}")
         started = time.monotonic()
         for notes_pdf, result in encoder.encode_frames(batches):
             yield _encoded_frame(notes_pdf, result, encoder.model_version)

@@ -4,9 +4,12 @@ everywhere (`--date`, `--top-k`, counts, lists)."""
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 
 from notellm2_udf.spark.days import validate_day
+
+_RUN_ID = re.compile(r"[A-Za-z0-9_.:+\-]{1,250}")
 
 
 def day_arg(text: str) -> str:
@@ -58,3 +61,21 @@ def add_held_out_arguments(parser: argparse.ArgumentParser) -> None:
                        help="hold out the last N days of pairs (default 1)")
     split.add_argument("--held-out-from", type=day_arg, metavar="yyyy-MM-dd",
                        help="hold out pairs from this day on")
+
+
+def run_id_arg(text: str) -> str:
+    """argparse type of --run-id: an Airflow run id or similar, nothing a SQL string or a
+    path could trip over."""
+    if not _RUN_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"run id must match {_RUN_ID.pattern}, got {text!r}")
+    return text
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which model a job runs: one checkpoint, or the serving version of a registry."""
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--model", default=None,
+                       help="NoteLLM-2 checkpoint directory (a link is resolved once, on the "
+                            "driver)")
+    model.add_argument("--models-root", default=None,
+                       help="model registry: its serving version (docs/OPERATIONS.md)")

@@ -41,6 +41,7 @@ def test_param_beats_variable_beats_default():
 @pytest.mark.parametrize("bad", [
     "/lake/notes; rm -rf /", "/lake/$(whoami)", "/lake/`id`", "/lake/a b", "/lake/a|b",
     "/lake/a&b", "/lake/a>b", "/lake/*", "/lake/a\nb", "--conf=x", "-x", "/lake/'q'",
+    "/lake/../etc", "s3a://bucket/../other", "..",
     '/lake/"q"', "/lake/a\\b", 42, ""])
 def test_paths_with_shell_metacharacters_are_refused(bad):
     with pytest.raises(settings.SettingError, match="notes"):
@@ -61,9 +62,28 @@ def test_every_problem_is_reported_at_once():
     with pytest.raises(settings.SettingError) as err:
         resolve({"notes": "/a b", "top_k": 0})
     message = str(err.value)
-    for name in ("notes", "top_k", "embeddings", "model"):
+    for name in ("notes", "top_k", "embeddings"):
         assert f"{name}:" in message
-    assert "Variable notellm2_model" in message
+    assert "Variable notellm2_embeddings" in message
+    assert "model, models_root: give exactly one" in message
+
+
+@pytest.mark.parametrize("name", ["spark_packages", "spark_jars", "spark_py_files",
+                                  "spark_properties_file"])
+def test_a_runs_conf_cannot_choose_code_or_jars(name):
+    with pytest.raises(settings.SettingError, match=f"{name}: a run's conf cannot set it"):
+        resolve({**REQUIRED, name: "/tmp/evil.jar"})
+    assert resolve(REQUIRED, {f"notellm2_{name}": "/opt/jars/delta.jar"})[name] == (
+        "/opt/jars/delta.jar")
+
+
+@pytest.mark.parametrize("model", [{"models_root": "/shared/models"},
+                                   {"model": "", "models_root": "/shared/models"}])
+def test_a_registry_instead_of_one_model(model):
+    resolved = resolve({**{k: v for k, v in REQUIRED.items() if k != "model"}, **model})
+    assert (resolved["model"], resolved["models_root"]) == ("", "/shared/models")
+    with pytest.raises(settings.SettingError, match="give exactly one"):
+        resolve({**REQUIRED, "models_root": "/shared/models"})
 
 
 @pytest.mark.parametrize("day", ["2026-11-25 ", "2026-11-31", "26-11-25", "2026/11/25",
@@ -127,6 +147,12 @@ def test_partition_rows_follow_the_delta_log(spark, tmp_path):
     assert delta_log.partition_rows(location, "2026-11-25") == 3
     assert delta_log.partition_rows("file:" + location, "2026-11-26") == 2
     assert delta_log.partition_rows(location, "2026-11-27") == 0
+    # The producers' completeness signal, from the log's metaData (a checkpoint holds one).
+    assert delta_log.closed_through(location) is None
+    spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES "
+              "('notellm2.closed_through' = '2026-11-25')")
+    assert delta_log.closed_through(location) == "2026-11-25"
+    assert delta_log.closed_through(str(tmp_path / "absent")) is None
 
 
 # --- promotion -------------------------------------------------------------------------

@@ -17,6 +17,8 @@ DAILY_SETTINGS = {
     "index_root": "/shared/index", "model": "/shared/models/current", "top_k": 100,
     "window_days": 30, "index_type": "auto", "num_shards": "", "queries": "new",
     "batch_size": "", "compile": "true", "recall_sample": 200, "min_recall": 0.9,
+    "models_root": "", "rollout_max_days": "", "keep_versions": "", "completeness": "closed",
+    "allow_incomplete_window": "false",
     "spark_packages": "io.delta:delta-spark_2.13:4.0.1,io.delta:delta-storage:4.0.1",
     "spark_jars": "", "spark_py_files": "", "spark_properties_file": ""}
 TRAIN_SETTINGS = {
@@ -49,8 +51,8 @@ def test_dagbag_loads_both_dags_without_import_errors(dags):
 
 def test_daily_dag_graph_and_run_settings(dags):
     daily = dags["dags"]["notellm2_daily"]
-    chain = ["resolve_settings", "wait_for_notes", "embed_notes", "build_index",
-             "related_notes", "validate_related", "publish"]
+    chain = ["resolve_settings", "wait_for_notes", "embed_notes", "embed_window",
+             "build_index", "related_notes", "validate_related", "publish"]
     assert sorted(daily["tasks"]) == sorted(chain)
     for upstream, downstream in zip(chain, chain[1:]):
         assert daily["tasks"][upstream]["downstream"] == [downstream]
@@ -70,7 +72,10 @@ def test_daily_dag_graph_and_run_settings(dags):
         assert task["execution_timeout_s"] >= 3600
         assert task["retries"] == (0 if task_id == "validate_related" else 2)
         assert task["retry_delay_s"] == 600
-    assert {"day", "notes", "model", "spark_packages", "min_recall"} <= set(daily["params"])
+    assert {"day", "notes", "model", "models_root", "min_recall"} <= set(daily["params"])
+    # What code and jars run is the deployment's: no param for it (Variables only).
+    assert not {"spark_packages", "spark_jars", "spark_py_files",
+                "spark_properties_file"} & set(daily["params"])
 
 
 def test_daily_spark_commands_render_from_the_resolved_settings(dags):
@@ -83,12 +88,19 @@ def test_daily_spark_commands_render_from_the_resolved_settings(dags):
     assert embed["packages"] == DAILY_SETTINGS["spark_packages"]
     assert embed["name"] == "notellm2-embed_notes-2026-11-25"
     assert embed["application_args"] == [
-        "--date", "2026-11-25", "--notes", "/lake/notes", "--model", "/shared/models/current",
+        "--date", "2026-11-25", "--notes", "/lake/notes", "--model=/shared/models/current",
         "--embeddings", "/lake/note_embeddings", "--errors", "/lake/embedding_errors",
-        "--compile"]
+        "--related", "/lake/related_notes", "--run-id", "scheduled__2026-11-25T00:00:00+00:00",
+        "--empty-day", "publish", "--compile"]
+    assert tasks["embed_window"]["application_args"] == [
+        "--date", "2026-11-25", "--window-days", "30", "--notes", "/lake/notes",
+        "--model=/shared/models/current", "--embeddings", "/lake/note_embeddings",
+        "--errors", "/lake/embedding_errors", "--run-id",
+        "scheduled__2026-11-25T00:00:00+00:00", "--compile"]
     assert tasks["build_index"]["application_args"] == [
         "--date", "2026-11-25", "--embeddings", "/lake/note_embeddings",
-        "--index-dir", "/shared/index", "--window-days", "30", "--index-type", "auto"]
+        "--index-dir", "/shared/index", "--window-days", "30", "--index-type", "auto",
+        "--notes", "/lake/notes", "--errors", "/lake/embedding_errors"]
     assert tasks["related_notes"]["application_args"] == [
         "--date", "2026-11-25", "--embeddings", "/lake/note_embeddings",
         "--index-dir", "/shared/index", "--related", "/lake/related_notes", "--top-k", "100",

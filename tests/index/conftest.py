@@ -36,6 +36,7 @@ def embeddings_pdf(note_ids, xb: np.ndarray, *, dt: str, model_version: str = "m
     return pd.DataFrame({
         "dt": dt, "note_id": list(note_ids), "embedding": list(xb),
         "visual_embedding": None, "model_version": model_version, "image_ok": False,
+        "run_id": "test-run",
     })
 
 

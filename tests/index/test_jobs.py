@@ -182,3 +182,54 @@ def test_the_write_setting_is_scoped_to_the_write(spark):
             assert spark.conf.get(key) == value
         assert spark.conf.get(key, None) == before
     spark.conf.unset(key)
+
+
+@pytest.mark.parametrize(("index_type", "n"), [("ivf", 3000), ("hnsw", 800)])
+def test_a_rerun_gives_the_same_lists(spark, index_paths, index_type, n):
+    """Same input, same output, also when the corpus arrives in another order (the IVF
+    training sample is chosen by hash, HNSW graphs are built with one thread)."""
+    xb = clustered_vectors(n, seed=8)
+    write_embeddings(spark, index_paths[0], embeddings_pdf(ids(n), xb, dt=DAY))
+    lists = []
+    for partitions in ("4", "3"):
+        with session_conf(spark, {"spark.sql.shuffle.partitions": partitions}):
+            assert build(index_paths, "--index-type", index_type, "--num-shards", "2") == 0
+            assert relate(index_paths, "--top-k", "10") == 0
+        lists.append(read_related(spark, index_paths[2], DAY))
+    assert lists[0] == lists[1] and len(lists[0]) == n
+
+
+def write_notes(spark, location, days_and_ids):
+    from notellm2_udf.spark.delta_io import replace_days
+    from schemas import NOTES
+
+    for day, note_ids in days_and_ids.items():
+        rows = [(day, note_id, "t", "c", [], None) for note_id in note_ids]
+        replace_days(spark.createDataFrame(rows, NOTES.schema), NOTES, location, day)
+
+
+def test_an_incomplete_window_is_refused_naming_the_missing_days(spark, index_paths, tmp_path,
+                                                                capsys):
+    xb = clustered_vectors(30, seed=9)
+    days = ["2026-11-22", "2026-11-23", DAY]
+    notes = str(tmp_path / "notes")
+    write_notes(spark, notes, {day: ids(10, f"{day}-") for day in days})
+    write_notes(spark, notes, {"2026-11-22": ids(11, "2026-11-22-")})  # one late note
+    write_embeddings(spark, index_paths[0],
+                     embeddings_pdf(ids(10, "2026-11-22-"), xb[:10], dt=days[0]),
+                     embeddings_pdf(ids(10, f"{DAY}-"), xb[20:], dt=DAY))
+    window = ("--window-days", "3", "--notes", notes)
+    assert build(index_paths, *window) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "build_index: window [2026-11-22, 2026-11-24] is incomplete for model m1: no "
+        "embeddings on 2026-11-23 (1 of 3 days with notes); embed them first "
+        "(jobs/embed_window.py, oldest first), or pass --allow-incomplete-window to index "
+        "what is there")
+    assert not (index_paths[1] / f"dt={DAY}" / "manifest.json").exists()
+
+    assert build(index_paths, *window, "--allow-incomplete-window") == 0
+    assert "late_notes=1" in capsys.readouterr().out
+    manifest = json.loads((index_paths[1] / f"dt={DAY}" / "manifest.json").read_text())
+    assert manifest["completeness"] == {"days_with_notes": 3, "missing_days": ["2026-11-23"],
+                                        "late_notes": {"2026-11-22": 1}}
+    assert manifest["rows"] == 20

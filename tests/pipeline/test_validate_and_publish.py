@@ -18,7 +18,7 @@ from notellm2_udf.pipeline.validation import (
 )
 from notellm2_udf.spark.delta_io import read_day
 from notellm2_udf.spark.job_runtime import JobInputError
-from tests.related_fixtures import DAYS, HOSTILE_ID, MODEL_VERSION, TOP_K, shared_world
+from tests.related_fixtures import DAYS, HOSTILE_ID, MODEL_VERSION, RUN_ID, TOP_K, shared_world
 
 DAY = DAYS[1]
 
@@ -140,6 +140,7 @@ def test_publish_registers_and_writes_the_marker(world, spark, capsys):
                                          "embedded", "errors", "run_id")} == {
         "dt": DAY, "model_version": MODEL_VERSION, "related_rows": 11 * TOP_K, "queries": 11,
         "embedded": 5, "errors": 2, "run_id": "scheduled__2026-11-25T00:00:00+00:00"}
+    assert marker["embedding_run_id"] == RUN_ID
     props = dict(spark.sql("SHOW TBLPROPERTIES notellm2.related_notes").collect())
     assert props["notellm2.published_dt"] == DAY
     assert props["notellm2.model_version"] == MODEL_VERSION
@@ -154,6 +155,17 @@ def test_publish_refuses_mixed_model_versions(frames):
         "model_version", F.when(F.col("rank") == 1, F.lit("v2")).otherwise(F.lit("v1")))
     with pytest.raises(JobInputError, match="mixes model versions"):
         publish.publication_record(mixed_df, frames["embeddings"], frames["errors"], DAY, "r")
-    with pytest.raises(JobInputError, match="no rows"):
-        publish.publication_record(mixed_df.limit(0), frames["embeddings"], frames["errors"],
+    # No lists at all is an explicit empty day, with the version of the day's embeddings.
+    empty = publish.publication_record(mixed_df.limit(0), frames["embeddings"],
+                                       frames["errors"], DAY, "r")
+    assert {key: empty[key] for key in ("model_version", "related_rows", "embedded", "empty",
+                                        "reason", "embedding_run_id")} == {
+        "model_version": MODEL_VERSION, "related_rows": 0, "embedded": 5, "empty": True,
+        "reason": "no embedded note in the index window", "embedding_run_id": RUN_ID}
+
+
+def test_publish_refuses_embeddings_and_errors_of_different_runs(frames):
+    other_run_df = frames["errors"].withColumn("run_id", F.lit("another-run"))
+    with pytest.raises(JobInputError, match="written by different runs"):
+        publish.publication_record(frames["related"], frames["embeddings"], other_run_df,
                                    DAY, "r")

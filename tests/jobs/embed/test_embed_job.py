@@ -9,7 +9,8 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import embed_notes
-from jobs.embed_notes import check_model_dir, read_notes_day, split_duplicates
+from notellm2_udf.pipeline.model_dir import check_model_dir
+from notellm2_udf.pipeline.notes import read_notes_day, split_duplicates
 from notellm2_udf.spark.delta_io import replace_days
 from notellm2_udf.spark.job_runtime import JobInputError
 from schemas import NOTES
@@ -109,10 +110,14 @@ def test_duplicate_keeps_the_copy_with_an_image(job_run, day_notes_pdf, tiny_enc
 
 def test_a_rerun_preparing_in_processes_replaces_the_day_with_identical_rows(job_run):
     (first_emb, first_err), (second_emb, second_err) = job_run
-    assert first_emb.drop(columns="embedding").equals(second_emb.drop(columns="embedding"))
+    # Each run stamps its own run_id on everything it wrote: readers can tell them apart.
+    runs = [set(emb["run_id"]) | set(err["run_id"]) for emb, err in job_run]
+    assert all(len(run) == 1 for run in runs) and runs[0] != runs[1]
+    assert first_emb.drop(columns=["embedding", "run_id"]).equals(
+        second_emb.drop(columns=["embedding", "run_id"]))
     np.testing.assert_array_equal(np.stack(first_emb["embedding"]),
                                   np.stack(second_emb["embedding"]))
-    assert first_err.equals(second_err)
+    assert first_err.drop(columns="run_id").equals(second_err.drop(columns="run_id"))
 
 
 def test_tables_are_registered_by_name(spark, job_run):

@@ -1,0 +1,187 @@
+"""Embed the days of a window that a model version lacks, in one Spark application: the
+rollout of a promoted model, and the gaps of the serving one.
+
+    spark-submit jobs/embed_window.py --date 2026-11-25 --window-days 30 --notes URI \
+        (--model DIR | --models-root DIR) --embeddings URI --errors URI [--max-days N] \
+        [--run-id ID] [--batch-size N] [--max-image-pixels N] [--batch-tokens N] \
+        [--partitions N] [--compile] [--prepare-processes N]
+
+Window: the `--window-days` days ending at `--date`. With `--model DIR`, that checkpoint
+(pinned once, on the driver) embeds every day of the window that has notes and none of its
+rows. With `--models-root DIR`, the registry's serving version does the same, then the
+pending version (the promoted checkpoint, adopted on first sight into
+`<models_root>/versions/<model_version>/`) embeds every day that has notes it has not
+accounted for: this is the rollout, and once it covers the window, build_index indexes the
+pending version and publish makes it serve (docs/OPERATIONS.md).
+
+Days are embedded oldest first, each in its own commits (embed_day: version-keyed
+replaceWhere), so a killed run resumes where it stopped: the next run redoes only the days
+still incomplete. The model stays loaded in the Python workers from day to day. Progress is
+logged per day and kept in the registry (`notellm2 models status`). `--max-days N` bounds the
+days one run embeds per version (a long window then rolls out over several runs).
+Days that were embedded but gained notes later (late notes) are redone for the pending
+version only: a published day is rerun as a whole (docs/OPERATIONS.md, "Rerun a day").
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pyspark.sql import SparkSession
+
+from notellm2_udf.errors import JobInputError
+from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
+from notellm2_udf.model.registry import (
+    PinnedModel,
+    RegistryError,
+    record_progress,
+    resolve_pending,
+)
+from notellm2_udf.pipeline.embedding import EmbedTarget, embed_day
+from notellm2_udf.pipeline.model_dir import check_model_dir, pin_model
+from notellm2_udf.pipeline.notes import notes_in_window, read_notes_day
+from notellm2_udf.pipeline.window_days import DayAccount, account_days
+from notellm2_udf.spark.days import window_bounds
+from notellm2_udf.spark.delta_io import ensure_table, register_table
+from notellm2_udf.spark.embed_udf import EncoderSettings
+from notellm2_udf.spark.job_args import add_model_arguments, day_arg, positive_int_arg, run_id_arg
+from notellm2_udf.spark.job_runtime import JobSummary, run_job
+from notellm2_udf.spark.session import SparkSettings, build_spark_session
+from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS
+
+log = logging.getLogger("notellm2.embed_window")
+
+DEFAULT_BATCH_SIZE = 512
+
+
+@dataclass(frozen=True)
+class EmbedWindowSettings:
+    """One run of the job: the window, the tables, the model(s), how to batch."""
+
+    date: str
+    window_days: int
+    notes: str
+    embeddings: str
+    errors: str
+    model: str | None = None
+    models_root: str | None = None
+    max_days: int | None = None
+    run_id: str = ""
+    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_tokens: int | None = None
+    partitions: int | None = None
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
+    compile: bool = False
+    prepare_processes: int = 0
+
+    def encoder(self, model: PinnedModel) -> EncoderSettings:
+        return EncoderSettings(model.dir, self.max_image_pixels, self.batch_tokens,
+                               compile=self.compile, prepare_processes=self.prepare_processes,
+                               model_version=model.version)
+
+
+def parse_args(argv: Sequence[str] | None) -> EmbedWindowSettings:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--date", required=True, type=day_arg, help="last day of the window")
+    parser.add_argument("--window-days", type=positive_int_arg, default=30)
+    parser.add_argument("--notes", required=True, help="notes Delta table location")
+    add_model_arguments(parser)
+    parser.add_argument("--embeddings", required=True, help="note_embeddings Delta location")
+    parser.add_argument("--errors", required=True, help="embedding_errors Delta location")
+    parser.add_argument("--max-days", type=positive_int_arg, default=None,
+                        help="days embedded per version in this run at most (default: all)")
+    parser.add_argument("--run-id", type=run_id_arg, default=None,
+                        help="stamped on every row written (default: manual-<time>-<random>)")
+    parser.add_argument("--batch-size", type=positive_int_arg, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument("--batch-tokens", type=positive_int_arg, default=None)
+    parser.add_argument("--partitions", type=positive_int_arg, default=None)
+    parser.add_argument("--max-image-pixels", type=positive_int_arg, default=DEFAULT_MAX_PIXELS)
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--prepare-processes", type=positive_int_arg, default=None)
+    args = parser.parse_args(argv)
+    run_id = args.run_id or f"manual-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    return EmbedWindowSettings(**{**vars(args), "run_id": run_id,
+                                  "prepare_processes": args.prepare_processes or 0})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = parse_args(argv)
+
+    def body(summary: JobSummary) -> None:
+        spark = build_spark_session(SparkSettings(app_name=f"embed_window {settings.date}"))
+        run(spark, settings, summary)
+
+    return run_job("embed_window", body)
+
+
+def plan(settings: EmbedWindowSettings, first_day: str) -> list[tuple[PinnedModel, bool]]:
+    """(model, is_rollout) to bring up to date, serving before pending."""
+    if settings.model:
+        return [(pin_model(model_dir=settings.model, models_root=None, day=first_day), False)]
+    serving = pin_model(model_dir=None, models_root=settings.models_root, day=settings.date)
+    try:
+        pending = resolve_pending(settings.models_root)
+    except RegistryError as err:
+        raise JobInputError(f"models registry {settings.models_root}: {err}") from None
+    if pending is None:
+        return [(serving, False)]
+    check_model_dir(pending.dir)
+    return [(serving, False), (pending, True)]
+
+
+def to_do(accounts: dict[str, DayAccount], rollout: bool) -> list[str]:
+    """Days to embed, oldest first: missing ones; for a rollout also those with late notes."""
+    return [day for day, account in accounts.items()
+            if account.missing or (rollout and account.unaccounted)]
+
+
+def run(spark: SparkSession, settings: EmbedWindowSettings, summary: JobSummary) -> None:
+    """Embed what each planned version lacks of the window; progress to the log and registry."""
+    first, last = window_bounds(day=settings.date, window_days=settings.window_days)
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
+    for spec, location in ((NOTE_EMBEDDINGS, settings.embeddings),
+                           (EMBEDDING_ERRORS, settings.errors)):
+        ensure_table(spark, spec, location)
+    notes_df = notes_in_window(spark, settings.notes, first, last).cache()
+    target = EmbedTarget(settings.embeddings, settings.errors, settings.run_id)
+    partitions = settings.partitions or 4 * spark.sparkContext.defaultParallelism
+    summary.add("window", f"[{first}, {last}]")
+    try:
+        for model, rollout in plan(settings, first):
+            accounts = account_days(
+                notes_df, spark.read.format("delta").load(settings.embeddings),
+                spark.read.format("delta").load(settings.errors), model.version, first, last)
+            days = to_do(accounts, rollout)
+            chosen = days[:settings.max_days] if settings.max_days else days
+            done = [day for day in accounts if day not in days]
+            log.info("model %s%s: %d of %d days with notes to embed, %d in this run",
+                     model.version, " (rollout)" if rollout else "", len(days), len(accounts),
+                     len(chosen))
+            for number, day in enumerate(chosen, start=1):
+                if rollout:
+                    record_progress(settings.models_root, model.version, list(accounts), done)
+                embed_day(read_notes_day(spark, settings.notes, day), day,
+                          settings.encoder(model), target, partitions)
+                done.append(day)
+                log.info("model %s: embedded %s (%d/%d of this run)", model.version, day,
+                         number, len(chosen))
+            if rollout:
+                record_progress(settings.models_root, model.version, list(accounts), done)
+            role = "pending" if rollout else "serving" if settings.models_root else "model"
+            summary.add(f"{role}_version", model.version)
+            summary.add(f"{role}_embedded_days", chosen)
+            summary.add(f"{role}_days_left", len(days) - len(chosen))
+    finally:
+        notes_df.unpersist()
+    register_table(spark, NOTE_EMBEDDINGS, settings.embeddings)
+    register_table(spark, EMBEDDING_ERRORS, settings.errors)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
