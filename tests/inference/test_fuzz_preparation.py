@@ -22,7 +22,7 @@ SPECIAL_STRINGS = ("<IMG>", "<IMG_EMB>", "<s>", "</s>", "<pad>", "<|endoftext|>"
                    "<|im_start|>", "<|im_end|>", "[话题]", "#", "##", "\x00", "\u202e", "\ufeff")
 SHORT = settings(max_examples=40, deadline=None, database=None, derandomize=True,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-LONG = settings(SHORT, max_examples=1500)
+LONG = settings(SHORT, max_examples=400)
 
 
 def _base_images() -> dict[str, bytes]:
