@@ -75,6 +75,10 @@ def check_optional_path(value: Any) -> str:
 
 
 def positive_int(maximum: int) -> Callable[[Any], int]:
+    return int_between(1, maximum)
+
+
+def int_between(minimum: int, maximum: int) -> Callable[[Any], int]:
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise SettingError(f"must be an integer, got {value!r}")
@@ -82,8 +86,8 @@ def positive_int(maximum: int) -> Callable[[Any], int]:
             number = int(value)
         except ValueError:
             raise SettingError(f"must be an integer, got {value!r}") from None
-        if not 1 <= number <= maximum:
-            raise SettingError(f"must be in [1, {maximum}], got {number}")
+        if not minimum <= number <= maximum:
+            raise SettingError(f"must be in [{minimum}, {maximum}], got {number}")
         return number
     return check
 
@@ -189,11 +193,27 @@ TRAIN_SETTINGS = (
     Setting("init_model", check_optional_path,
             "checkpoint training starts from (default <models_root>/base)", ""),
     Setting("epochs", positive_int(1_000), "training epochs", 1),
-    Setting("batch_pairs", positive_int(100_000), "pairs per training batch", 16),
+    Setting("global_batch_pairs", positive_int(100_000), "pairs per optimizer step over all "
+            "processes (the paper's 128; a multiple of num_processes)", 128),
+    Setting("sub_batch_pairs", int_between(0, 100_000), "GradCache: pairs per forward pass "
+            "within a process's share (0: the whole share in one pass)", 16),
+    Setting("validation_days", int_between(0, 3_650), "last days before the held-out day "
+            "taken out of training as validation pairs (0: none, the last weights are the "
+            "model)", 0),
+    Setting("eval_every", positive_int(10_000_000), "steps between validations; the lowest "
+            "validation loss is the candidate", 1750),
     Setting("num_processes", positive_int(1_024), "training processes (TorchDistributor)", 1),
     Setting("use_gpu", one_of("true", "false"), "train on GPUs (--use-gpu)", "false"),
     *SPARK_SETTINGS,
 )
+
+
+def check_batch_split(resolved: Mapping[str, Any]) -> None:
+    """The train DAG's global batch must split evenly over its processes (as train.py asks)."""
+    pairs, processes = resolved["global_batch_pairs"], resolved["num_processes"]
+    if pairs % processes:
+        raise SettingError(f"global_batch_pairs: {pairs} is not a multiple of num_processes "
+                           f"{processes}")
 
 
 def resolve_settings(settings: tuple[Setting, ...], params: Mapping[str, Any],

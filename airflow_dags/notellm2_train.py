@@ -5,8 +5,13 @@
 
 **Which week.** A `CronDataIntervalTimetable` at 03:00 UTC on Mondays: the run covering
 the week starting Monday D fires a week later and its `{{ ds }}` is D. It trains on the whole
-`related_pairs` table as it is then and writes `<models_root>/candidates/<D>/` (the
-checkpoint in its `model/`).
+`related_pairs` table as it is then (its last day held out for evaluation) and writes
+`<models_root>/candidates/<D>/` (the checkpoint in its `model/`).
+
+**Batch.** The paper's 128 pairs per optimizer step (`global_batch_pairs`), split evenly over
+`num_processes`, each process embedding `sub_batch_pairs` at a time (GradCache: the same
+loss and gradients with bounded activation memory). With `validation_days` > 0 those days
+are validated every `eval_every` steps and the candidate is the lowest-loss checkpoint.
 
 **Promotion.** The candidate and the current model (`<models_root>/current`, else
 `<models_root>/base` before the first promotion) are evaluated on the same pairs in the same
@@ -47,10 +52,15 @@ with DAG(
     def resolve_settings() -> dict:
         """Params > Variables > defaults, all checked; the run's day and model paths."""
         from airflow.sdk import get_current_context
+        from airflow.sdk.exceptions import AirflowFailException
         from notellm2_promote import current_model
-        from notellm2_settings import resolve_run
+        from notellm2_settings import SettingError, check_batch_split, resolve_run
 
         resolved = resolve_run(TRAIN_SETTINGS, get_current_context())
+        try:
+            check_batch_split(resolved)
+        except SettingError as err:
+            raise AirflowFailException(f"refusing to run: {err}") from None
         day = resolved["day"]
         root = resolved["models_root"].rstrip("/")
         resolved["init_model"] = resolved["init_model"] or f"{root}/base"
@@ -64,7 +74,10 @@ with DAG(
         "train", "train.py",
         ["--pairs", setting("pairs"), "--notes", setting("notes"),
          "--init-model", setting("init_model"), "--output", setting("candidate_dir"),
-         "--epochs", setting("epochs"), "--batch-pairs", setting("batch_pairs"),
+         "--epochs", setting("epochs"),
+         "--global-batch-pairs", setting("global_batch_pairs"),
+         "--sub-batch-pairs", setting("sub_batch_pairs"),
+         "--validation-days", setting("validation_days"), "--eval-every", setting("eval_every"),
          "--num-processes", setting("num_processes"), switch("--use-gpu", "use_gpu")],
         execution_timeout=timedelta(hours=24))
 

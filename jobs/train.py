@@ -4,17 +4,21 @@
         [--epochs 1] [--global-batch-pairs 128 | --batch-pairs B] [--sub-batch-pairs 16] \
         [--lr 3e-6] [--lr-schedule warmup_decay_log] [--text-weight 9 --vision-weight 1] \
         [--max-grad-norm 1.0] [--num-processes N] [--use-gpu] \
-        [--holdout-days 1 | --held-out-from yyyy-MM-dd] [--checkpoint-every N] [--resume] \
-        [--stop-at-step N] [--seed 0] [--on-executors]
+        [--holdout-days 1 | --held-out-from yyyy-MM-dd] [--validation-days N --eval-every 1750] \
+        [--checkpoint-every N] [--resume] [--stop-at-step N] [--seed 0] [--on-executors]
 
 Pairs before the held-out period (by default the last day of `related_pairs`) are joined with
 both notes and fed to PyTorch through petastorm. One process trains in the driver; more run
 through TorchDistributor (local mode: processes on the driver host; --on-executors: Spark
 tasks on a cluster, one GPU each with --use-gpu). A step trains --global-batch-pairs pairs
 (128, the paper's), split evenly over the processes (--batch-pairs sets the per-process count
-instead); each process embeds its share --sub-batch-pairs at a time (GradCache). OUTPUT gets
-model/ (the final checkpoint), checkpoints/step-N/ (resumable), train_log.jsonl,
-training_curve.png and train_run.json. Exit 0 on success, 2 with a one-line reason on bad input.
+instead); each process embeds its share --sub-batch-pairs at a time (GradCache).
+--validation-days N takes the last N days before the held-out period out of training as
+validation pairs: their loss is measured every --eval-every steps, the lowest is kept in
+OUTPUT/best/ and becomes the final model (the authors' load_best_model_at_end). OUTPUT gets
+model/ (the final checkpoint: the best one with validation, else the last weights), best/,
+checkpoints/step-N/ (resumable), train_log.jsonl, training_curve.png and train_run.json.
+Exit 0 on success, 2 with a one-line reason on bad input.
 """
 
 from __future__ import annotations
@@ -31,13 +35,23 @@ from pyspark.sql import SparkSession
 from notellm2_udf.errors import JobInputError
 from notellm2_udf.pipeline.model_dir import check_model_dir
 from notellm2_udf.pipeline.notes import split_duplicates
-from notellm2_udf.spark.job_args import add_held_out_arguments, positive_int_arg
+from notellm2_udf.spark.job_args import (
+    add_held_out_arguments,
+    non_negative_int_arg,
+    positive_int_arg,
+)
 from notellm2_udf.spark.job_runtime import JobSummary, run_job
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from notellm2_udf.spark.tables import read_table
-from notellm2_udf.training.launch import epoch_converters, run_processes
+from notellm2_udf.training.launch import epoch_converters, run_processes, validation_converters
 from notellm2_udf.training.loop import LR_SCHEDULES, TrainPlan, TrainSettings
-from notellm2_udf.training.pairs import held_out_start, split_by_date, undirected_pairs, with_notes
+from notellm2_udf.training.pairs import (
+    held_out_start,
+    split_by_date,
+    undirected_pairs,
+    validation_start,
+    with_notes,
+)
 from notellm2_udf.training.state import latest_checkpoint, read_step
 from schemas import NOTES, RELATED_PAIRS
 
@@ -57,6 +71,7 @@ class TrainJobSettings:
     cache_dir: str | None = None
     holdout_days: int = 1
     held_out_from: str | None = None
+    validation_days: int = 0  # 0: no validation, the last weights are the model
 
 
 def parse_args(argv: Sequence[str] | None) -> TrainJobSettings:
@@ -107,6 +122,12 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobSettings:
                         help="petastorm cache URL readable by every process "
                              "(default file://OUTPUT/petastorm-cache)")
     add_held_out_arguments(parser)
+    parser.add_argument("--validation-days", type=non_negative_int_arg, default=0,
+                        help="validate on the pairs of the last N days before the held-out "
+                             "period, taken out of training (default 0: no validation)")
+    parser.add_argument("--eval-every", type=positive_int_arg, default=1750,
+                        help="steps between validations (default 1750, the authors'); the "
+                             "lowest validation loss is the final model")
     args = parser.parse_args(argv)
     batch_pairs = args.batch_pairs
     if batch_pairs is None:
@@ -121,13 +142,14 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobSettings:
         lr_schedule=args.lr_schedule, weight_decay=args.weight_decay,
         decay_all_parameters=not args.no_decay_on_vectors, max_grad_norm=args.max_grad_norm,
         text_weight=args.text_weight, vision_weight=args.vision_weight,
-        temperature_cap=args.temperature_cap,
+        temperature_cap=args.temperature_cap, eval_every=args.eval_every,
         warmup_ratio=args.warmup_ratio, seed=args.seed, checkpoint_every=args.checkpoint_every,
         stop_at_step=args.stop_at_step, use_gpu=args.use_gpu)
     return TrainJobSettings(
         pairs=args.pairs, notes=args.notes, training=training, num_processes=args.num_processes,
         on_executors=args.on_executors, resume=args.resume, cache_dir=args.cache_dir,
-        holdout_days=args.holdout_days, held_out_from=args.held_out_from)
+        holdout_days=args.holdout_days, held_out_from=args.held_out_from,
+        validation_days=args.validation_days)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,30 +172,48 @@ def run(spark: SparkSession, settings: TrainJobSettings, summary: JobSummary) ->
     held_out_from = held_out_start(pairs_df, held_out_from=settings.held_out_from,
                                    holdout_days=settings.holdout_days)
     train_pairs_df, _ = split_by_date(pairs_df, held_out_from)
-    pair_rows_df = with_notes(undirected_pairs(train_pairs_df),
-                              split_duplicates(notes_df)[0]).cache()
+    unique_notes_df = split_duplicates(notes_df)[0]
+    validation_from, validation_rows_df = None, None
+    if settings.validation_days:
+        validation_from = validation_start(train_pairs_df, settings.validation_days)
+        train_pairs_df, validation_pairs_df = split_by_date(train_pairs_df, validation_from)
+        validation_rows_df = with_notes(undirected_pairs(validation_pairs_df),
+                                        unique_notes_df).cache()
+    pair_rows_df = with_notes(undirected_pairs(train_pairs_df), unique_notes_df).cache()
 
     global_batch = training.batch_pairs * settings.num_processes
+    first_unused = validation_from or held_out_from
     steps_per_epoch = pair_rows_df.count() // global_batch
     if steps_per_epoch == 0:
-        raise JobInputError(f"fewer training pairs before {held_out_from} than one global batch "
-                            f"({global_batch} = --batch-pairs x --num-processes)")
+        raise JobInputError(f"fewer training pairs before {first_unused} than one global "
+                            f"batch ({global_batch} = --batch-pairs x --num-processes)")
+    validation_batches = validation_rows_df.count() // global_batch if validation_from else 0
+    if validation_from and validation_batches == 0:
+        raise JobInputError(f"fewer validation pairs from {validation_from} to before "
+                            f"{held_out_from} than one global batch ({global_batch}): give "
+                            f"more --validation-days")
     resume_from = latest_checkpoint(output) if settings.resume else None
     plan = TrainPlan(training, steps_per_epoch=steps_per_epoch,
                      start_step=read_step(resume_from) if resume_from else 0,
-                     resume_from=str(resume_from) if resume_from else None)
+                     resume_from=str(resume_from) if resume_from else None,
+                     validation_batches=validation_batches)
     if plan.start_step >= plan.total_steps:
         raise JobInputError(f"{resume_from} is already at the last step ({plan.total_steps})")
-    plan.converters = epoch_converters(
-        pair_rows_df, plan, settings.num_processes,
-        settings.cache_dir or (output / "petastorm-cache").as_uri())
+    cache_url = settings.cache_dir or (output / "petastorm-cache").as_uri()
+    plan.converters = epoch_converters(pair_rows_df, plan, settings.num_processes, cache_url)
+    if validation_from:
+        plan.validation_converters = validation_converters(
+            validation_rows_df, plan, settings.num_processes, cache_url)
     output.mkdir(parents=True, exist_ok=True)
     (output / "train_run.json").write_text(json.dumps(
         {**asdict(training), "held_out_from": held_out_from,
+         "validation_from": validation_from, "validation_batches": validation_batches,
          "num_processes": settings.num_processes, "steps_per_epoch": steps_per_epoch,
          "resumed_at_step": plan.start_step}, indent=1))
     result = run_processes(plan, settings.num_processes, training.use_gpu, settings.on_executors)
     summary.add("held_out_from", held_out_from)
+    if validation_from:
+        summary.add("validation_from", validation_from)
     summary.add("steps_per_epoch", steps_per_epoch)
     for key, value in result.items():
         summary.add(key, value)

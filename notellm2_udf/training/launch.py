@@ -27,6 +27,16 @@ def epoch_converters(pair_rows_df: DataFrame, plan: TrainPlan, processes: int,
     return converters
 
 
+def validation_converters(validation_rows_df: DataFrame, plan: TrainPlan, processes: int,
+                          cache_dir_url: str) -> list:
+    """One petastorm dataset per process of the validation pairs: the same global batches
+    (of the training's size) at every validation, in one seeded order."""
+    settings = plan.settings
+    numbered_df = number_epoch(validation_rows_df, seed=settings.seed, epoch=0,
+                               batch_pairs=settings.batch_pairs, processes=processes)
+    return make_rank_converters(numbered_df, processes, cache_dir_url)
+
+
 def run_processes(plan: TrainPlan, processes: int, use_gpu: bool, on_executors: bool) -> dict:
     """One process runs in the driver; several go through TorchDistributor."""
     if processes == 1 and not on_executors:

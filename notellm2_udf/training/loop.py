@@ -50,7 +50,9 @@ class TrainSettings:
     vision_weight: float = 1.0
     temperature_cap: float | None = None  # cap on t (v1: ln 100); None = unclamped (authors)
     optimizer: str = "adamw"  # or "sgd" (plain, no momentum): for exact-equivalence checks
-    eval_every: int = 1750  # steps between validation losses (with validation converters)
+    # Validation (when the plan has validation converters): the loss on the validation
+    # pairs every eval_every steps (the authors': 1750), the lowest kept as OUTPUT/best.
+    eval_every: int = 1750
     seed: int = 0
     checkpoint_every: int = 0  # steps; 0 = only at the end
     stop_at_step: int | None = None  # stop there (checkpointed) to continue with --resume
@@ -67,6 +69,7 @@ class TrainPlan:
     settings: TrainSettings
     converters: list[list] = field(default_factory=list)  # [epoch - start_epoch][rank]
     validation_converters: list = field(default_factory=list)  # [rank]; empty: no validation
+    validation_batches: int = 0  # global batches of validation pairs
     steps_per_epoch: int = 0
     start_step: int = 0
     resume_from: str | None = None  # a checkpoint step directory
@@ -78,6 +81,18 @@ class TrainPlan:
     @property
     def start_epoch(self) -> int:
         return self.start_step // self.steps_per_epoch
+
+    def validates_at(self, step: int) -> bool:
+        """Validation after `step` (1-based): every eval_every steps, as the Trainer's
+        evaluation_strategy="steps" (the last step only when it is a multiple)."""
+        return bool(self.validation_converters) and step % self.settings.eval_every == 0
+
+    def checkpoints_at(self, step: int) -> bool:
+        """A resumable checkpoint after `step`: every checkpoint_every steps, and at every
+        validation (as the authors' save_steps = eval_steps), so that the latest checkpoint
+        is never older than OUTPUT/best."""
+        every = self.settings.checkpoint_every
+        return bool(every and step % every == 0) or self.validates_at(step)
 
 
 def learning_rate(step: int, total_steps: int, settings: TrainSettings) -> float:
@@ -118,6 +133,7 @@ class _Process:
     optimizer: object
     trainable: list
     history: list[dict]
+    best: dict | None = None  # rank 0: the record of OUTPUT/best (step, eval_loss, ...)
 
     def state(self, step: int):
         from notellm2_udf.training.state import TrainingState
@@ -134,6 +150,8 @@ def train_process(plan: TrainPlan) -> dict | None:
     settings = plan.settings
     distributed.start(settings.use_gpu)
     run = _start_process(plan)
+    if run.rank == 0:
+        run.best = _restore_best(plan)
     step = plan.start_step
     last_step = min(plan.total_steps, settings.stop_at_step or plan.total_steps)
     for epoch in range(plan.start_epoch, settings.epochs):
@@ -153,9 +171,11 @@ def train_process(plan: TrainPlan) -> dict | None:
                 seconds, last_end = time.monotonic() - last_end, time.monotonic()
                 record = {"step": step, "epoch": epoch, **measured, "seconds": seconds,
                           "pairs_per_s": settings.batch_pairs * run.processes / seconds}
+                if plan.validates_at(step):  # every rank: the loss is gathered
+                    record.update(validation_losses(run, plan))
                 run.history.append(record)
                 if run.rank == 0:
-                    _after_step(run, record, step, plan.total_steps)
+                    _after_step(run, plan, record, step)
     summary = _finish(run, plan, step) if run.rank == 0 else None
     distributed.stop()
     return summary
@@ -185,29 +205,74 @@ def _start_process(plan: TrainPlan) -> _Process:
     model.vision_tower.eval()  # frozen: no dropout noise either
     temperature = Temperature(cap=settings.temperature_cap).to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    if settings.decay_all_parameters:  # the authors': DeepSpeed gets every parameter at once
-        groups = [{"params": trainable + [temperature.value],
-                   "weight_decay": settings.weight_decay}]
-    else:
-        groups = [
-            {"params": [p for p in trainable if p.ndim >= 2],
-             "weight_decay": settings.weight_decay},
-            {"params": [p for p in trainable if p.ndim < 2] + [temperature.value],
-             "weight_decay": 0.0},
-        ]
-    if settings.optimizer == "sgd":
-        optimizer = torch.optim.SGD(groups, lr=settings.lr)
-    else:  # betas and eps are DeepSpeed's AdamW defaults too
-        optimizer = torch.optim.AdamW(groups, lr=settings.lr, betas=(0.9, 0.999), eps=1e-8)
+    optimizer = make_optimizer(trainable, temperature.value, settings)
     history: list[dict] = []
     if plan.resume_from:
         state = load_training_state(plan.resume_from)
-        optimizer.load_state_dict(state.optimizer)
+        restore_optimizer(optimizer, state.optimizer, trainable, temperature.value,
+                          plan.resume_from)
         with torch.no_grad():
             temperature.value.copy_(state.temperature)
         history = state.history
     return _Process(settings, rank, processes, device, model, processor, temperature, optimizer,
                     trainable, history)
+
+
+def parameter_layout(trainable: list, temperature, decay_all_parameters: bool) -> list[list]:
+    """The optimizer's parameters group by group. One group (the authors': DeepSpeed gets
+    every parameter at once), or two: matrices, then biases, norms, vectors and the
+    temperature (no decay; every checkpoint made before issue 14 has this layout)."""
+    if decay_all_parameters:
+        return [trainable + [temperature]]
+    return [[p for p in trainable if p.ndim >= 2],
+            [p for p in trainable if p.ndim < 2] + [temperature]]
+
+
+def make_optimizer(trainable: list, temperature, settings: TrainSettings):
+    import torch
+
+    layout = parameter_layout(trainable, temperature, settings.decay_all_parameters)
+    decays = ([settings.weight_decay] if settings.decay_all_parameters
+              else [settings.weight_decay, 0.0])
+    groups = [{"params": params, "weight_decay": decay} for params, decay in zip(layout, decays)]
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=settings.lr)
+    # betas and eps are DeepSpeed's AdamW defaults too
+    return torch.optim.AdamW(groups, lr=settings.lr, betas=(0.9, 0.999), eps=1e-8)
+
+
+def restore_optimizer(optimizer, saved: dict, trainable: list, temperature,
+                      checkpoint: str) -> None:
+    """Load a checkpoint's optimizer state into `optimizer`. A state saved with the other
+    group layout (parameter_layout: 1 group vs 2, e.g. a checkpoint from before issue 14
+    resumed with the authors' single group) is migrated: the per-parameter moments move to
+    the same parameters, the groups' hyper-parameters are this run's. JobInputError when the
+    state does not fit this model's parameters."""
+    from notellm2_udf.errors import JobInputError
+    from notellm2_udf.training.state import regroup_optimizer_state
+
+    current = parameter_layout(trainable, temperature, len(optimizer.param_groups) == 1)
+    sizes = [len(group["params"]) for group in saved["param_groups"]]
+    saved_layout = (parameter_layout(trainable, temperature, len(sizes) == 1)
+                    if len(sizes) in (1, 2) else [])
+    if sizes != [len(params) for params in saved_layout]:
+        raise JobInputError(
+            f"{checkpoint}: its optimizer state (parameter groups of sizes {sizes}) does not "
+            f"fit this model's {len(trainable) + 1} trainable parameters; resume with the "
+            f"model it was saved with, or train from step 0 without --resume")
+    if len(saved_layout) != len(current):
+        log.warning("%s: optimizer state saved with %d parameter group(s), migrated to %d",
+                    checkpoint, len(saved_layout), len(current))
+        saved = regroup_optimizer_state(saved, saved_layout, current,
+                                        optimizer.state_dict()["param_groups"])
+    for index, param in enumerate(p for params in current for p in params):
+        for key, value in saved["state"].get(index, {}).items():
+            if value.ndim and value.shape != param.shape:
+                raise JobInputError(
+                    f"{checkpoint}: optimizer state {key} of parameter {index} has shape "
+                    f"{tuple(value.shape)}, the parameter {tuple(param.shape)}; resume with "
+                    f"the model it was saved with, or train from step 0 without --resume")
+    optimizer.load_state_dict(saved)
 
 
 def _train_step(run: _Process, batch, step: int, total_steps: int) -> dict:
@@ -253,23 +318,13 @@ def step_gradients(model, inputs: dict, temperature, settings: TrainSettings,
     """
     import torch
 
-    from notellm2_udf.training import distributed
-    from notellm2_udf.training.loss import training_loss
-
     notes = inputs["input_ids"].shape[0]
     chunk = 2 * settings.sub_batch_pairs if settings.sub_batch_pairs else notes
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16,
-                              enabled=inputs["input_ids"].device.type == "cuda")
+    autocast = _autocast(inputs)
 
     def loss_of(embedding, visual_embedding):
-        return training_loss(
-            distributed.gather_with_local_grad(embedding),
-            distributed.gather_with_local_grad(visual_embedding),
-            # gloo has no bool all_gather
-            distributed.gather_with_local_grad(inputs["has_image"].long()).bool(),
-            global_partners(settings.batch_pairs, processes, embedding.device),
-            temperature.scale(), model.config.uses_micl,
-            weights=(settings.text_weight, settings.vision_weight))
+        return _global_loss(model, inputs, embedding, visual_embedding, temperature, settings,
+                            processes)
 
     if chunk >= notes:
         with autocast:
@@ -278,7 +333,7 @@ def step_gradients(model, inputs: dict, temperature, settings: TrainSettings,
         losses["loss"].backward()
         return losses
 
-    parts = [torch.arange(start, min(start + chunk, notes)) for start in range(0, notes, chunk)]
+    parts = _parts(notes, chunk)
     rng_states, embeddings, visual_embeddings = [], [], []
     with torch.no_grad():
         for rows in parts:
@@ -302,6 +357,71 @@ def step_gradients(model, inputs: dict, temperature, settings: TrainSettings,
         surrogate.backward()
     _set_rng_state(after)
     return {name: value.detach() for name, value in losses.items()}
+
+
+def _global_loss(model, inputs: dict, embedding, visual_embedding, temperature,
+                 settings: TrainSettings, processes: int) -> dict:
+    """The step's losses over the embeddings of every process (this one's keep their graph)."""
+    from notellm2_udf.training import distributed
+    from notellm2_udf.training.loss import training_loss
+
+    return training_loss(
+        distributed.gather_with_local_grad(embedding),
+        distributed.gather_with_local_grad(visual_embedding),
+        # gloo has no bool all_gather
+        distributed.gather_with_local_grad(inputs["has_image"].long()).bool(),
+        global_partners(settings.batch_pairs, processes, embedding.device),
+        temperature.scale(), model.config.uses_micl,
+        weights=(settings.text_weight, settings.vision_weight))
+
+
+def _autocast(inputs: dict):
+    import torch
+
+    return torch.autocast("cuda", dtype=torch.bfloat16,
+                          enabled=inputs["input_ids"].device.type == "cuda")
+
+
+def _parts(notes: int, chunk: int) -> list:
+    import torch
+
+    return [torch.arange(start, min(start + chunk, notes)) for start in range(0, notes, chunk)]
+
+
+def validation_losses(run: _Process, plan: TrainPlan) -> dict:
+    """{"eval_loss", "eval_multimodal", "eval_visual"}: the training loss (same weights,
+    global batch and in-batch negatives) on the validation pairs, dropout off, averaged over
+    the plan's validation batches (the authors' eval_loss). Every process takes part."""
+    import torch
+
+    from notellm2_udf.training.data import LoaderSettings, model_inputs, open_batches
+
+    settings = run.settings
+    loader_settings = LoaderSettings(
+        str(_model_dir(plan)), settings.batch_pairs, seed=settings.seed, flip_images=False,
+        max_image_pixels=settings.max_image_pixels, reader_workers=settings.reader_workers)
+    totals: dict[str, float] = {}
+    run.model.eval()
+    try:
+        with torch.no_grad(), open_batches(plan.validation_converters[run.rank],
+                                           loader_settings) as batches:
+            for batch in itertools.islice(batches, plan.validation_batches):
+                inputs = {k: v.to(run.device) for k, v in model_inputs(batch).items()}
+                chunk = 2 * settings.sub_batch_pairs or inputs["input_ids"].shape[0]
+                outputs = []
+                for rows in _parts(inputs["input_ids"].shape[0], chunk):
+                    with _autocast(inputs):
+                        outputs.append(run.model(**sub_batch(inputs, rows)))
+                losses = _global_loss(
+                    run.model, inputs, torch.cat([o.embedding for o in outputs]),
+                    torch.cat([o.visual_embedding for o in outputs]), run.temperature,
+                    settings, run.processes)
+                for name, value in losses.items():
+                    totals[name] = totals.get(name, 0.0) + float(value)
+    finally:
+        run.model.train()
+        run.model.vision_tower.eval()
+    return {f"eval_{name}": total / plan.validation_batches for name, total in totals.items()}
 
 
 def sub_batch(inputs: dict, rows) -> dict:
@@ -333,15 +453,43 @@ def _set_rng_state(state: tuple) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
-def _after_step(run: _Process, record: dict, step: int, total_steps: int) -> None:
-    """Rank 0: log the step, checkpoint every `checkpoint_every` steps."""
-    from notellm2_udf.training.state import checkpoint_dir, save_training_checkpoint
+def _after_step(run: _Process, plan: TrainPlan, record: dict, step: int) -> None:
+    """Rank 0: log the step; checkpoint where the plan says; a validation loss lower than
+    every earlier one (strictly, as the Trainer) replaces OUTPUT/best."""
+    from notellm2_udf.training.state import checkpoint_dir, save_best, save_training_checkpoint
 
-    log.info("step %d/%d %s", step, total_steps, json.dumps(record))
-    every = run.settings.checkpoint_every
-    if every and step % every == 0:
+    log.info("step %d/%d %s", step, plan.total_steps, json.dumps(record))
+    if plan.checkpoints_at(step):
         save_training_checkpoint(checkpoint_dir(run.settings.output_dir, step), run.model,
                                  run.processor, run.state(step))
+    if "eval_loss" in record and (run.best is None
+                                  or record["eval_loss"] < run.best["eval_loss"]):
+        run.best = {"step": step, **{k: v for k, v in record.items() if k.startswith("eval_")}}
+        save_best(run.settings.output_dir,
+                  checkpoint_dir(run.settings.output_dir, step) / "model", run.best)
+
+
+def _restore_best(plan: TrainPlan) -> dict | None:
+    """Rank 0 at the start: the record of OUTPUT/best, or None. A fresh run (step 0) removes
+    one left by an earlier run in the same directory; a resumed run keeps it, refusing one
+    from after the checkpoint it resumes from (its weights would not belong to this run)."""
+    import shutil
+
+    from notellm2_udf.errors import JobInputError
+    from notellm2_udf.training.state import best_dir, read_best
+
+    best = read_best(plan.settings.output_dir)
+    if best is None:
+        return None
+    if plan.start_step == 0:
+        shutil.rmtree(best_dir(plan.settings.output_dir))
+        return None
+    if best["step"] > plan.start_step:
+        raise JobInputError(
+            f"{best_dir(plan.settings.output_dir)} is from step {best['step']}, after the "
+            f"checkpoint resumed from (step {plan.start_step}): resume from the latest "
+            f"checkpoint, or remove that directory")
+    return best
 
 
 def _finish(run: _Process, plan: TrainPlan, step: int) -> dict:
@@ -349,21 +497,30 @@ def _finish(run: _Process, plan: TrainPlan, step: int) -> dict:
     the curve; returns the run's summary."""
     from notellm2_udf.model.checkpoint import save_checkpoint
     from notellm2_udf.training.curve import plot_training_curve
-    from notellm2_udf.training.state import checkpoint_dir, save_training_checkpoint
+    from notellm2_udf.training.state import (
+        best_dir,
+        checkpoint_dir,
+        copy_checkpoint,
+        save_training_checkpoint,
+    )
 
     settings, history = run.settings, run.history
     output = Path(settings.output_dir)
-    every = settings.checkpoint_every
-    if step > plan.start_step and not (every and step % every == 0):
+    if step > plan.start_step and not plan.checkpoints_at(step):
         save_training_checkpoint(checkpoint_dir(output, step), run.model, run.processor,
                                  run.state(step))
     version = None
-    if step == plan.total_steps:  # an interrupted run leaves its step checkpoint only
+    if step == plan.total_steps and run.best:  # the lowest validation loss, as the authors'
+        version = copy_checkpoint(best_dir(output) / "model", output / "model")
+    elif step == plan.total_steps:  # no validation: the last weights
         version = save_checkpoint(run.model, run.processor, output / "model")
+    # (an interrupted run leaves its step checkpoint only)
     (output / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
     if history:
         plot_training_curve(history, output / "training_curve.png")
     return {"steps": step, "total_steps": plan.total_steps, "model_version": version,
+            "best_step": run.best["step"] if run.best else None,
+            "best_eval_loss": run.best["eval_loss"] if run.best else None,
             "final_loss": history[-1]["loss"] if history else None,
             "temperature": float(run.temperature.value),
             "pairs_per_s": _throughput(history, settings.batch_pairs * run.processes)}

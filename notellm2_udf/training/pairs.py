@@ -36,6 +36,16 @@ def held_out_start(pairs_df: DataFrame, *, held_out_from: str | None,
         raise JobInputError(str(err)) from None
 
 
+def validation_start(train_pairs_df: DataFrame, validation_days: int) -> str:
+    """The first validation day: the start of the last `validation_days` days of the
+    training pairs; JobInputError when that leaves nothing to train on."""
+    try:
+        return first_held_out_day(train_pairs_df, validation_days)
+    except ValueError:
+        raise JobInputError(f"taking {validation_days} day(s) of training pairs for "
+                            f"validation leaves none to train on") from None
+
+
 def split_by_date(pairs_df: DataFrame, held_out_from: str) -> tuple[DataFrame, DataFrame]:
     """(train pairs: dt < held_out_from, held-out pairs: dt >= held_out_from)."""
     return (pairs_df.where(F.col("dt") < held_out_from),

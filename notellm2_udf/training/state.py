@@ -5,6 +5,10 @@
         optimizer.safetensors       AdamW moments and step counts, the temperature
         training_state.json         step, param groups, the log history so far
 
+    OUTPUT/best/                    with validation: the lowest validation loss so far
+        model/                      a copy of that step's checkpoint model
+        best.json                   its step and validation losses
+
 The learning rate is a function of the step and the RNG is re-seeded from (seed, step, rank)
 at every step, so the step is all the scheduler and random state there is to restore.
 A step directory is written under a temporary name and renamed into place: a directory named
@@ -14,6 +18,7 @@ step-* is always complete.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +26,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 STEP_PREFIX = "step-"
+BEST_DIR = "best"
+BEST_FILE = "best.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "training_state.json"
 TEMPERATURE_KEY = "temperature"
@@ -49,6 +56,36 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
 
 def read_step(directory: str | Path) -> int:
     return int(json.loads((Path(directory) / STATE_FILE).read_text())["step"])
+
+
+def best_dir(output_dir: str | Path) -> Path:
+    return Path(output_dir) / BEST_DIR
+
+
+def read_best(output_dir: str | Path) -> dict | None:
+    """The record of OUTPUT/best (step, eval_loss, ...), or None when there is none."""
+    path = best_dir(output_dir) / BEST_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def save_best(output_dir: str | Path, model_dir: Path, record: dict) -> None:
+    """OUTPUT/best = a copy of `model_dir` (a step checkpoint's model) and `record`,
+    replaced as a whole."""
+    from notellm2_udf.atomic_files import staged_directory
+
+    with staged_directory(best_dir(output_dir)) as staging:
+        shutil.copytree(model_dir, staging / "model")
+        (staging / BEST_FILE).write_text(json.dumps(record, indent=1))
+
+
+def copy_checkpoint(source: Path, target: Path) -> str:
+    """Copy a model checkpoint directory into place (replaced whole); its model_version."""
+    from notellm2_udf.atomic_files import staged_directory
+    from notellm2_udf.model.checkpoint import model_version
+
+    with staged_directory(target) as staging:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+    return model_version(target)
 
 
 def save_training_checkpoint(directory: Path, model, processor, state: TrainingState) -> None:
@@ -94,3 +131,20 @@ def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], groups: list[dic
     return {"state": state,
             "param_groups": [{key: tuple(value) if key == "betas" else value
                               for key, value in group.items()} for group in groups]}
+
+
+def regroup_optimizer_state(saved: dict, saved_layout: list[list], layout: list[list],
+                            param_groups: list[dict]) -> dict:
+    """A state_dict saved with the parameters grouped as `saved_layout` (parameter objects,
+    group by group) re-indexed for `layout` (the same parameters grouped otherwise), with
+    `param_groups` (the target optimizer's state_dict()["param_groups"]) as its groups.
+    AdamW's and SGD's per-parameter state does not depend on the grouping."""
+    saved_params = [param for params in saved_layout for param in params]
+    index = {id(param): position
+             for position, param in enumerate(param for params in layout for param in params)}
+    if sorted(index.values()) != list(range(len(saved_params))) or any(
+            id(param) not in index for param in saved_params):
+        raise ValueError("the two layouts do not hold the same parameters")
+    return {"state": {index[id(saved_params[old])]: state
+                      for old, state in saved["state"].items()},
+            "param_groups": param_groups}

@@ -120,6 +120,21 @@ def test_optional_flags_render_to_nothing_when_empty():
     assert switch.render(ti=TI("false")) == ""
 
 
+def test_the_train_dag_steps_128_pairs_in_gradcache_sub_batches_by_default():
+    resolved = settings.resolve_settings(
+        settings.TRAIN_SETTINGS, {"pairs": "/p", "notes": "/n", "models_root": "/m"},
+        lambda key: {"notellm2_num_processes": "8"}.get(key))
+    assert (resolved["global_batch_pairs"], resolved["sub_batch_pairs"]) == (128, 16)
+    assert (resolved["validation_days"], resolved["eval_every"]) == (0, 1750)
+    settings.check_batch_split(resolved)  # 8 x 16
+    with pytest.raises(settings.SettingError, match="not a multiple of num_processes 3"):
+        settings.check_batch_split({**resolved, "num_processes": 3})
+    with pytest.raises(settings.SettingError, match="sub_batch_pairs"):
+        settings.resolve_settings(settings.TRAIN_SETTINGS,
+                                  {"pairs": "/p", "notes": "/n", "models_root": "/m",
+                                   "sub_batch_pairs": -1}, lambda key: None)
+
+
 # --- the sensor's Delta log check ------------------------------------------------------
 
 

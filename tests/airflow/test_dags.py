@@ -24,7 +24,8 @@ DAILY_SETTINGS = {
 TRAIN_SETTINGS = {
     "day": "2026-11-23", "pairs": "/lake/related_pairs", "notes": "/lake/notes",
     "models_root": "/shared/models", "init_model": "/shared/models/base", "epochs": 1,
-    "batch_pairs": 16, "num_processes": 2, "use_gpu": "true", "spark_packages": "",
+    "global_batch_pairs": 128, "sub_batch_pairs": 16, "validation_days": 1,
+    "eval_every": 1750, "num_processes": 2, "use_gpu": "true", "spark_packages": "",
     "spark_jars": "", "spark_py_files": "/shared/notellm2.zip", "spark_properties_file": "",
     "candidate_dir": "/shared/models/candidates/2026-11-23",
     "candidate": "/shared/models/candidates/2026-11-23/model",
@@ -131,7 +132,8 @@ def test_train_dag_graph_and_commands(dags):
     assert tasks["train"]["application_args"] == [
         "--pairs", "/lake/related_pairs", "--notes", "/lake/notes",
         "--init-model", "/shared/models/base", "--output", "/shared/models/candidates/2026-11-23",
-        "--epochs", "1", "--batch-pairs", "16", "--num-processes", "2", "--use-gpu"]
+        "--epochs", "1", "--global-batch-pairs", "128", "--sub-batch-pairs", "16",
+        "--validation-days", "1", "--eval-every", "1750", "--num-processes", "2", "--use-gpu"]
     assert tasks["train"]["py_files"] == "/shared/notellm2.zip"
     assert tasks["evaluate_current"]["application_args"][4:8] == [
         "--model", "/shared/models/candidates/2026-11-16",

@@ -57,3 +57,60 @@ def test_training_checkpoint_saves_and_restores(tmp_path, tiny_model_dir):
                        optimizer.state_dict()["state"][0]["exp_avg_sq"])
     assert not list(tmp_path.glob("checkpoints/.*")), "staging directories left behind"
     assert latest_checkpoint(tmp_path / "nothing") is None
+
+
+def _optimizer_of(model_dir, decay_all_parameters):
+    from notellm2_udf.model.checkpoint import load_checkpoint
+    from notellm2_udf.training.loop import TrainSettings, make_optimizer
+    from notellm2_udf.training.loss import Temperature
+
+    model, processor = load_checkpoint(model_dir)
+    temperature = Temperature()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    settings = TrainSettings(model_dir, "unused", decay_all_parameters=decay_all_parameters)
+    named = dict(model.named_parameters())
+    named["temperature"] = temperature.value
+    return model, processor, temperature, trainable, make_optimizer(
+        trainable, temperature.value, settings), named
+
+
+def test_a_checkpoint_with_the_two_group_optimizer_of_before_issue_14_resumes(
+        tiny_model_dir, tmp_path):
+    """Before issue 14 every checkpoint had two AdamW groups (no decay on vectors and the
+    temperature); the authors' single group must still resume from it, moments intact."""
+    from notellm2_udf.training.loop import TrainPlan, TrainSettings, _start_process
+
+    model, processor, temperature, trainable, old, old_named = _optimizer_of(
+        tiny_model_dir, decay_all_parameters=False)
+    torch.manual_seed(0)
+    for param in trainable + [temperature.value]:
+        param.grad = torch.randn_like(param)
+    old.step()
+    save_training_checkpoint(checkpoint_dir(tmp_path, 3), model, processor, TrainingState(
+        3, old.state_dict(), temperature.value.detach().clone(), [{"step": 3}]))
+
+    plan = TrainPlan(TrainSettings(tiny_model_dir, str(tmp_path)), steps_per_epoch=10,
+                     start_step=3, resume_from=str(checkpoint_dir(tmp_path, 3)))
+    run = _start_process(plan)
+    assert len(run.optimizer.param_groups) == 1
+    assert run.optimizer.param_groups[0]["weight_decay"] == 0.001  # this run's, on every one
+    new_named = dict(run.model.named_parameters())
+    new_named["temperature"] = run.temperature.value
+    assert len(run.optimizer.state) == len(old.state) == len(new_named)
+    for name, param in new_named.items():
+        for key, value in old.state[old_named[name]].items():
+            assert torch.equal(run.optimizer.state[param][key], value), (name, key)
+    run.optimizer.step()  # and it steps
+
+
+def test_an_optimizer_state_of_another_model_is_refused_in_one_line(tiny_model_dir):
+    import pytest
+
+    from notellm2_udf.errors import JobInputError
+    from notellm2_udf.training.loop import restore_optimizer
+
+    _, _, temperature, trainable, optimizer, _ = _optimizer_of(tiny_model_dir, True)
+    other = torch.optim.AdamW([{"params": trainable[1:] + [temperature.value]}])
+    with pytest.raises(JobInputError, match="does not fit this model") as error:
+        restore_optimizer(optimizer, other.state_dict(), trainable, temperature.value, "ckpt")
+    assert "\n" not in str(error.value)

@@ -50,3 +50,30 @@ def test_a_pairs_table_of_exactly_the_contract_columns_trains(
                             "--stop-at-step", "1")) == 0
     log = [json.loads(line) for line in (output / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1] and log[0]["loss"] > 0
+
+
+def test_train_job_validates_on_the_last_training_days_and_keeps_the_best(
+        sample_locations, tiny_model_dir, tmp_path, capsys):
+    from notellm2_udf.model.checkpoint import model_version
+
+    output = tmp_path / "run"
+    # Both sample days before the held-out period: the first trains, the second validates.
+    assert train.main(_args(sample_locations, tiny_model_dir, output,
+                            "--held-out-from", "2026-11-22", "--validation-days", "1",
+                            "--eval-every", "2")) == 0
+    run = json.loads((output / "train_run.json").read_text())
+    assert run["validation_from"] == "2026-11-21" and run["eval_every"] == 2
+    assert run["validation_batches"] >= 1
+    log = [json.loads(line) for line in (output / "train_log.jsonl").read_text().splitlines()]
+    validated = {r["step"]: r["eval_loss"] for r in log if "eval_loss" in r}
+    assert sorted(validated) == list(range(2, run["steps_per_epoch"] + 1, 2))
+    best = json.loads((output / "best" / "best.json").read_text())
+    assert validated[best["step"]] == min(validated.values()) == best["eval_loss"]
+    assert model_version(output / "model") == model_version(output / "best" / "model")
+    out = capsys.readouterr().out
+    assert f"best_step={best['step']}" in out and "validation_from=2026-11-21" in out
+
+    code = train.main(_args(sample_locations, tiny_model_dir, tmp_path / "x",
+                            "--validation-days", "1"))
+    assert code == 2
+    assert "for validation leaves none to train on" in capsys.readouterr().err
