@@ -13,13 +13,15 @@ submit() { "$bin/spark-submit" --conf spark.ui.showConsoleProgress=false "$@"; }
 echo "== 1. sample notes (2 days x 200) -> $out_dir/notes, $out_dir/related_pairs"
 "$bin/notellm2" sample-data --out "$out_dir" --start-date "${days[0]}" --days 2 --notes-per-day 200
 
-echo "== 2. a tiny NoteLLM-2: random init, a short training run on the pairs before ${days[1]},"
+echo "== 2. a tiny NoteLLM-2: random init, a short training run (16 pairs a step: the sample is"
+echo "      small) on the pairs before ${days[1]},"
 echo "      promoted if its Recall@100 on ${days[1]} is not below the untrained model's"
 rm -rf "$models" "$lake" "$out_dir/index"
 "$bin/notellm2" init-model --tiny-random --out "$models/base"
 ln -sfn base "$models/current"
 submit jobs/train.py --pairs "$out_dir/related_pairs" --notes "$out_dir/notes" \
-  --init-model "$models/base" --output "$models/candidates/demo" --epochs 2 --lr 1e-3
+  --init-model "$models/base" --output "$models/candidates/demo" --epochs 2 --lr 1e-3 \
+  --global-batch-pairs 16
 for which in candidate current; do
   model=$models/current; [ "$which" = candidate ] && model=$models/candidates/demo/model
   submit jobs/evaluate.py --pairs "$out_dir/related_pairs" --notes "$out_dir/notes" \
