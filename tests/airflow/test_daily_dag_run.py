@@ -49,7 +49,7 @@ def test_daily_dag_runs_two_days_end_to_end(tmp_path, spark):
     for run in runs:
         assert run["state"] == "success", run
         assert set(run["tasks"].values()) == {"success"}, run
-        assert len(run["tasks"]) == 7
+        assert len(run["tasks"]) == 8  # embed_window joined the chain
 
     related_df = spark.read.format("delta").load(conf["related"])
     per_day = {row["dt"]: row for row in related_df.groupBy("dt").agg(
