@@ -4,6 +4,8 @@
     notellm2 init-model (--tiny-random | --llm DIR --vision DIR) --out DIR [--fusion F] [--seed S]
     notellm2 spark-defaults --jars-dir DIR --lakehouse DIR [--write]
     notellm2 sql "SELECT ..."
+    notellm2 metastore start|stop|status
+    notellm2 sql-server start|stop|status [--port 10000]
     notellm2 report --date D ... --out FILE
 
 Heavy modules (Spark, torch) are imported by the subcommand that needs them.
@@ -27,6 +29,10 @@ _COMMANDS = {
                        "notellm2_udf.cli.spark_defaults", "add_arguments", "run"),
     "sql": ("run SQL against the notellm2 tables (the project's Spark configuration)",
             "notellm2_udf.cli.sql", "add_sql_arguments", "run_sql"),
+    "metastore": ("start, stop or check the shared metastore server (Derby, loopback)",
+                  "notellm2_udf.cli.services", "add_metastore_arguments", "run_metastore"),
+    "sql-server": ("start, stop or check the Thrift JDBC/ODBC server (loopback)",
+                   "notellm2_udf.cli.services", "add_sql_server_arguments", "run_sql_server"),
     "report": ("write the static HTML QA report of a day's related notes",
                "notellm2_udf.cli.report", "add_report_arguments", "run_report"),
 }
