@@ -105,13 +105,11 @@ stop:
 	-$(VENV)/bin/notellm2 metastore stop --lakehouse $(LAKEHOUSE) --jars-dir $(DERBY_JARS_DIR) \
 	  --port $(METASTORE_PORT)
 
-# The project as a pure-Python wheel for executors that do not have it installed. Spark puts
-# only .zip/.egg/.jar files of --py-files on the Python path, so the wheel is renamed *.whl.zip.
+# The project as a pure-Python wheel renamed *.whl.zip, for spark-submit --py-files on
+# executors that do not have it installed (README, "Running on a cluster").
 dist: $(JOB_STAMP)
-	rm -rf dist build
-	$(VENV)/bin/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
-	for wheel in dist/*.whl; do mv $$wheel $$wheel.zip; done
-	@ls dist/*.whl.zip
+	rm -rf dist
+	bash scripts/build_dist.sh dist
 
 test: setup
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
@@ -129,4 +127,4 @@ lint: $(JOB_STAMP)
 	$(VENV)/bin/ruff check notellm2_udf schemas jobs airflow_dags tests benchmarks scripts
 
 clean: stop
-	rm -rf $(DEMO_DIR) $(LAKEHOUSE) .pytest_cache dist build
+	rm -rf $(DEMO_DIR) $(LAKEHOUSE) .pytest_cache dist

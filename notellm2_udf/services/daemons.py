@@ -96,6 +96,15 @@ class Daemon:
         return True
 
 
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `condition` until true; DaemonError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise DaemonError(f"not {what} after {timeout:.0f}s")
+        time.sleep(0.3)
+
+
 def port_open(port: int, host: str = LOOPBACK) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
