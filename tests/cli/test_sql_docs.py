@@ -203,3 +203,25 @@ def test_beeline_runs_the_doc_through_the_sql_server(sql_server, server_install,
                     assert float(got) == pytest.approx(want, abs=1e-5), name
                 else:
                     assert got == ("NULL" if want is None else str(want)), name
+
+
+READER_PYTHON = REPO_ROOT / ".venv-reader" / "bin" / "python"
+
+
+def test_delta_rs_reader_of_the_doc_answers_the_top_k_query(world, answers, tmp_path):
+    """The doc's Python block, run by .venv-reader (deltalake, no JVM), gives the rows of
+    `related_in_rank_order`."""
+    (block,) = re.findall(r"^```python\n(# reader: related_in_rank_order\n.*?)^```",
+                          SQL_DOC.read_text(), re.MULTILINE | re.DOTALL)
+    (tmp_path / "reader.py").write_text(block)
+    result = subprocess.run([str(READER_PYTHON), str(tmp_path / "reader.py"),
+                             world.locations["related_notes"], DAY, HOSTILE_ID],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    expected = answers["related_in_rank_order"]
+    assert [(int(rank), other, version) for rank, other, _, version in rows] == [
+        (rank, other, version) for rank, other, _, version in expected]
+    assert [float(score) for _, _, score, _ in rows] == pytest.approx(
+        [score for _, _, score, _ in expected], abs=1e-6)
+    assert len(rows) == TOP_K
