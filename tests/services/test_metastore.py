@@ -120,3 +120,15 @@ def _wait_for_line(process: subprocess.Popen, prefix: str, timeout: float) -> st
         if time.monotonic() > deadline:
             break
     raise AssertionError(f"no {prefix!r} line from pid {process.pid} (rc {process.poll()})")
+
+
+def test_sql_server_command_reports_a_server_that_does_not_run(tmp_path):
+    port = free_port()
+    command = [str(BIN / "notellm2"), "sql-server", "--run-dir", str(tmp_path),
+               "--port", str(port)]
+    status = run_process(command[:2] + ["status"] + command[2:], dict(os.environ))
+    assert status.returncode == 3 and status.stdout.strip() == "sql-server: not running"
+    (tmp_path / f"sql-server-{port}.pid").write_text("1\n")  # a stale pid file: not ours
+    stop = run_process(command[:2] + ["stop"] + command[2:], dict(os.environ))
+    assert stop.returncode == 0 and stop.stdout.strip() == "sql-server: was not running"
+    assert not (tmp_path / f"sql-server-{port}.pid").exists()
