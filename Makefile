@@ -4,6 +4,11 @@ PYTHON ?= python3.11
 VENV := .venv
 AIRFLOW_VENV := .venv-airflow
 JARS_DIR := .cache/jars
+DERBY_JARS_DIR := .cache/derby
+DERBY_VERSION := 10.16.1.1
+DERBY_ARTIFACTS := org.apache.derby:derbynet:$(DERBY_VERSION) org.apache.derby:derbyclient:$(DERBY_VERSION)
+METASTORE_PORT := 1527
+READER_VENV := .venv-reader
 LAKEHOUSE := .cache/lakehouse
 DELTA_VERSION := 4.0.1
 DELTA_ARTIFACTS := io.delta:delta-spark_2.13:$(DELTA_VERSION) io.delta:delta-storage:$(DELTA_VERSION)
@@ -21,11 +26,16 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 JOB_STAMP := $(VENV)/.installed
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 JARS_STAMP := $(JARS_DIR)/.fetched
+DERBY_STAMP := $(DERBY_JARS_DIR)/.fetched
+READER_STAMP := $(READER_VENV)/.installed
 SPARK_DEFAULTS := $(VENV)/lib/python3.11/site-packages/pyspark/conf/spark-defaults.conf
 
-.PHONY: help setup test test-slow test-all demo lint clean
+.PHONY: help setup metastore stop dist test test-slow test-all demo lint clean
 help:
-	@echo "make setup     create .venv (jobs), .venv-airflow (scheduler), fetch Delta jars"
+	@echo "make setup     create .venv (jobs), .venv-airflow (scheduler), .venv-reader (delta-rs),"
+	@echo "               fetch Delta and Derby jars, start the shared metastore server"
+	@echo "make stop      stop the metastore server and the SQL server"
+	@echo "make dist      build dist/*.whl.zip, the project for spark-submit --py-files"
 	@echo "make test      setup, then the default test suite (slow tests excluded)"
 	@echo "make test-slow setup, then only the slow tests (the daily DAG end to end, ...)"
 	@echo "make test-all  setup, then every test, slow ones included"
@@ -34,7 +44,7 @@ help:
 
 CHROMIUM := /usr/bin/chromium
 
-setup: $(JOB_STAMP) $(AIRFLOW_STAMP) $(JARS_STAMP) $(SPARK_DEFAULTS) $(CHROMIUM)
+setup: $(JOB_STAMP) $(AIRFLOW_STAMP) $(READER_STAMP) $(JARS_STAMP) $(SPARK_DEFAULTS) $(CHROMIUM) metastore
 
 # Headless Chromium renders the QA report in its test (Debian's package; needs root once).
 $(CHROMIUM):
@@ -64,8 +74,42 @@ $(JARS_STAMP):
 	done
 	touch $@
 
-$(SPARK_DEFAULTS): $(JOB_STAMP) $(JARS_STAMP) notellm2_udf/spark/session.py notellm2_udf/cli/spark_defaults.py
-	$(VENV)/bin/notellm2 spark-defaults --jars-dir $(JARS_DIR) --lakehouse $(LAKEHOUSE) --write
+# delta-rs readers (services without a JVM): deltalake needs pyarrow >= 16, the job venv
+# keeps pyarrow 14 for petastorm, so it gets a venv of its own.
+$(READER_STAMP): constraints/reader.txt
+	test -x $(READER_VENV)/bin/python || $(PYTHON) -m venv $(READER_VENV)
+	$(READER_VENV)/bin/pip install --quiet --upgrade pip
+	$(READER_VENV)/bin/pip install --quiet -c constraints/reader.txt deltalake pyarrow
+	touch $@
+
+# Derby's network server and client driver (the rest of Derby ships in pyspark's jars).
+$(DERBY_STAMP):
+	mkdir -p $(DERBY_JARS_DIR)
+	for artifact in $(DERBY_ARTIFACTS); do \
+	  mvn --batch-mode --quiet $(MVN_DEPENDENCY):copy -Dartifact=$$artifact \
+	      -DoutputDirectory=$(DERBY_JARS_DIR) || exit 1; \
+	done
+	touch $@
+
+$(SPARK_DEFAULTS): $(JOB_STAMP) $(JARS_STAMP) $(DERBY_STAMP) notellm2_udf/spark/session.py notellm2_udf/cli/spark_defaults.py
+	$(VENV)/bin/notellm2 spark-defaults --jars-dir $(JARS_DIR) --lakehouse $(LAKEHOUSE) \
+	  --metastore-jars $(DERBY_JARS_DIR) --metastore-port $(METASTORE_PORT) --write
+
+# The shared metastore every Spark process of the venv uses (idempotent: a running one stays).
+metastore: $(SPARK_DEFAULTS) $(DERBY_STAMP)
+	$(VENV)/bin/notellm2 metastore start --lakehouse $(LAKEHOUSE) --jars-dir $(DERBY_JARS_DIR) \
+	  --port $(METASTORE_PORT)
+
+stop:
+	-$(VENV)/bin/notellm2 sql-server stop
+	-$(VENV)/bin/notellm2 metastore stop --lakehouse $(LAKEHOUSE) --jars-dir $(DERBY_JARS_DIR) \
+	  --port $(METASTORE_PORT)
+
+# The project as a pure-Python wheel renamed *.whl.zip, for spark-submit --py-files on
+# executors that do not have it installed (README, "Running on a cluster").
+dist: $(JOB_STAMP)
+	rm -rf dist
+	bash scripts/build_dist.sh dist
 
 test: setup
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
@@ -82,5 +126,5 @@ demo: setup
 lint: $(JOB_STAMP)
 	$(VENV)/bin/ruff check notellm2_udf schemas jobs airflow_dags tests benchmarks scripts
 
-clean:
-	rm -rf $(DEMO_DIR) $(LAKEHOUSE) .pytest_cache
+clean: stop
+	rm -rf $(DEMO_DIR) $(LAKEHOUSE) .pytest_cache dist

@@ -27,7 +27,7 @@ import argparse
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -41,6 +41,7 @@ from notellm2_udf.spark.job_args import (
     positive_int_arg,
 )
 from notellm2_udf.spark.job_runtime import JobSummary, run_job
+from notellm2_udf.spark.remote_files import absolute_location, is_remote, local_copy
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from notellm2_udf.spark.tables import read_table
 from notellm2_udf.training.launch import epoch_converters, run_processes, validation_converters
@@ -135,9 +136,12 @@ def parse_args(argv: Sequence[str] | None) -> TrainJobSettings:
             parser.error(f"--global-batch-pairs {args.global_batch_pairs} is not a multiple of "
                          f"--num-processes {args.num_processes}")
         batch_pairs = args.global_batch_pairs // args.num_processes
+    if is_remote(args.output) and not args.output.startswith("file:"):
+        parser.error(f"--output must be a path every training process can write (local disk "
+                     f"or a shared mount), got {args.output}")
     training = TrainSettings(
-        init_model_dir=str(Path(args.init_model).resolve()),
-        output_dir=str(Path(args.output).resolve()), epochs=args.epochs,
+        init_model_dir=absolute_location(args.init_model),
+        output_dir=str(Path(args.output.removeprefix("file://")).resolve()), epochs=args.epochs,
         batch_pairs=batch_pairs, sub_batch_pairs=args.sub_batch_pairs, lr=args.lr,
         lr_schedule=args.lr_schedule, weight_decay=args.weight_decay,
         decay_all_parameters=not args.no_decay_on_vectors, max_grad_norm=args.max_grad_norm,
@@ -165,8 +169,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(spark: SparkSession, settings: TrainJobSettings, summary: JobSummary) -> None:
     """Train on the pairs before the held-out period; facts of the run go to `summary`."""
     training = settings.training
-    check_model_dir(training.init_model_dir)
     output = Path(training.output_dir)
+    if is_remote(training.init_model_dir):
+        # Copied once under OUTPUT, which every training process (executors too) can read.
+        training = replace(training, init_model_dir=str(local_copy(
+            training.init_model_dir, cache_dir=output / "init-model-cache")))
+    check_model_dir(training.init_model_dir)
     pairs_df = read_table(spark, settings.pairs, RELATED_PAIRS)
     notes_df = read_table(spark, settings.notes, NOTES)
     held_out_from = held_out_start(pairs_df, held_out_from=settings.held_out_from,

@@ -109,3 +109,21 @@ def private_install(tmp_path_factory) -> tuple[dict[str, str], Path]:
 
     root = tmp_path_factory.mktemp("install")
     return private_install_env(root), root
+
+
+@pytest.fixture(scope="module")
+def server_install(tmp_path_factory):
+    """(environment, root, metastore server) of a private installation whose metastore is
+    Derby's network server on a free loopback port, as `make setup` configures it (stopped
+    afterwards, also when a test fails)."""
+    from notellm2_udf.services.daemons import free_port
+    from notellm2_udf.services.metastore import MetastoreServer
+    from tests.processes import DERBY_JARS, private_install_env
+
+    root = tmp_path_factory.mktemp("server-install")
+    server = MetastoreServer(root / "lakehouse", DERBY_JARS, free_port())
+    server.start()
+    try:
+        yield private_install_env(root, metastore_port=server.port), root, server
+    finally:
+        server.stop()

@@ -24,13 +24,19 @@ def process_env(conf_dir: Path) -> dict[str, str]:
             "PYSPARK_PYTHON": sys.executable}
 
 
-def private_install_env(root: Path) -> dict[str, str]:
+DERBY_JARS = REPO_ROOT / ".cache" / "derby"
+
+
+def private_install_env(root: Path, metastore_port: int | None = None) -> dict[str, str]:
     """Environment for Spark processes with a spark-defaults.conf like `make setup` writes,
     but with a private lakehouse (warehouse + Derby metastore) under `root`: processes
-    started with it never touch the user's metastore."""
+    started with it never touch the user's metastore. The metastore is embedded, or with
+    `metastore_port` the Derby network server listening there (as `make setup` configures)."""
     env = {**process_env(root / "conf"), "PYSPARK_DRIVER_PYTHON": sys.executable}
+    server = ([] if metastore_port is None else
+              ["--metastore-jars", str(DERBY_JARS), "--metastore-port", str(metastore_port)])
     written = run_process([str(BIN / "notellm2"), "spark-defaults", "--jars-dir",
                            str(REPO_ROOT / ".cache" / "jars"), "--lakehouse",
-                           str(root / "lakehouse"), "--write"], env, timeout=120)
+                           str(root / "lakehouse"), *server, "--write"], env, timeout=120)
     assert written.returncode == 0, written.stderr
     return env

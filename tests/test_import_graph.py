@@ -31,8 +31,9 @@ ALLOWED = {
                               "notellm2_udf.index", "notellm2_udf.model", "schemas"},
     "notellm2_udf.report": {"notellm2_udf.model"},
     "notellm2_udf.sample": {"notellm2_udf.spark", "schemas"},
+    "notellm2_udf.services": set(),
     "notellm2_udf.cli": {"notellm2_udf.spark", "notellm2_udf.model", "notellm2_udf.report",
-                         "notellm2_udf.sample"},
+                         "notellm2_udf.sample", "notellm2_udf.services"},
     "schemas": set(),
 }
 PACKAGES = ("notellm2_udf", "schemas", "jobs")

@@ -5,6 +5,8 @@
     notellm2 convert-authors-checkpoint --weights FILE --init-model DIR --out DIR
     notellm2 spark-defaults --jars-dir DIR --lakehouse DIR [--write]
     notellm2 sql "SELECT ..."
+    notellm2 metastore start|stop|status
+    notellm2 sql-server start|stop|status [--port 10000]
     notellm2 report --date D ... --out FILE
     notellm2 models status|rollback|withdraw|prune --models-root DIR ...
 
@@ -31,6 +33,10 @@ _COMMANDS = {
                        "notellm2_udf.cli.spark_defaults", "add_arguments", "run"),
     "sql": ("run SQL against the notellm2 tables (the project's Spark configuration)",
             "notellm2_udf.cli.sql", "add_sql_arguments", "run_sql"),
+    "metastore": ("start, stop or check the shared metastore server (Derby, loopback)",
+                  "notellm2_udf.cli.services", "add_metastore_arguments", "run_metastore"),
+    "sql-server": ("start, stop or check the Thrift JDBC/ODBC server (loopback)",
+                   "notellm2_udf.cli.services", "add_sql_server_arguments", "run_sql_server"),
     "report": ("write the static HTML QA report of a day's related notes",
                "notellm2_udf.cli.report", "add_report_arguments", "run_report"),
     "models": ("the model registry: status, rollback, withdraw, prune",

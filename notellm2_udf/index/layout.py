@@ -12,8 +12,10 @@ build) is renamed over the old one: readers see the old build or the new one, ne
 half-written one. The previous build is kept for readers that read the old manifest just
 before the swap; older ones (and builds of failed runs) are removed by the next publish.
 
-The directory must be a filesystem that the driver and every executor see at the same
-path (local disk in local mode, a shared mount such as NFS on a cluster).
+build_index writes to a filesystem that the driver and every executor see at the same path
+(local disk in local mode, a shared mount such as NFS on a cluster; `file:` URIs name it
+too). Readers take any URI that `spark/remote_files.py` reads (hdfs://, s3a://, file://...):
+each executor copies the published build once to its local cache, keyed by the build's name.
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ from pathlib import Path
 from notellm2_udf.atomic_files import write_text_atomic
 from notellm2_udf.errors import JobInputError
 from notellm2_udf.spark.days import validate_day
+from notellm2_udf.spark.remote_files import is_remote, local_copy, read_text
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 
 
 def local_dir(uri: str) -> Path:
-    """The local path of a `file:` URI or plain path; other schemes are not supported."""
+    """The local path of a `file:` URI or plain path; other schemes are not supported for
+    writing an index."""
     if uri.startswith("file:"):
         uri = "/" + uri[len("file:"):].lstrip("/")
     elif "://" in uri:
@@ -56,13 +60,29 @@ def new_build_dir(index_dir: str | Path, day: str) -> Path:
 
 
 def read_manifest(index_dir: str | Path, day: str) -> dict:
-    """The published manifest of `day`, with `build_dir` (absolute) added."""
+    """The published manifest of `day`, with `build_dir` added: an absolute path, or a URI
+    when `index_dir` is one (executors then copy the build, see `local_build_dir`)."""
+    if is_remote(str(index_dir)):
+        directory = f"{str(index_dir).rstrip('/')}/dt={validate_day(day)}"
+        try:
+            manifest = json.loads(read_text(f"{directory}/{MANIFEST}"))
+        except FileNotFoundError:
+            raise JobInputError(f"no index for {day}: {directory}/{MANIFEST} is missing "
+                                "(run build_index first)") from None
+        manifest["build_dir"] = f"{directory}/{manifest['build']}"
+        return manifest
     path = day_dir(index_dir, day) / MANIFEST
     if not path.is_file():
         raise JobInputError(f"no index for {day}: {path} is missing (run build_index first)")
     manifest = json.loads(path.read_text())
     manifest["build_dir"] = str(path.parent / manifest["build"])
     return manifest
+
+
+def local_build_dir(manifest: dict) -> Path:
+    """A local directory holding the build of `manifest` (copied once per machine from a URI;
+    a build is never modified once published, so its name is its version)."""
+    return local_copy(manifest["build_dir"], version=manifest["build"])
 
 
 def publish(build_dir: Path, manifest: dict) -> None:

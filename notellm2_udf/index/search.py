@@ -7,12 +7,11 @@ asc) and the merge is plain integer work.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
+from notellm2_udf.index.layout import local_build_dir
 from notellm2_udf.spark.executor_resources import use_task_cpus_for_faiss
 from notellm2_udf.spark.worker_cache import INDEXES
 
@@ -112,7 +111,7 @@ class LoadedIndex:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        build_dir = Path(manifest["build_dir"])
+        build_dir = local_build_dir(manifest)
         self.shards = []
         ids = []
         for entry in manifest["shards"]:

@@ -1,5 +1,5 @@
 """The model of a run, on the driver, before any Spark work: pinned to one immutable
-directory and version, and checked readable."""
+directory (a path or a URI) and version, and checked readable."""
 
 from __future__ import annotations
 
@@ -9,20 +9,21 @@ from pathlib import Path
 from notellm2_udf.errors import JobInputError
 from notellm2_udf.model.registry import PinnedModel, RegistryError, resolve_serving
 from notellm2_udf.model.version import model_version
+from notellm2_udf.spark.remote_files import is_remote, list_files, local_copy, read_text
 
 
 def check_model_dir(model_dir: str) -> None:
     """Refuse an unreadable checkpoint with JobInputError (reads JSON only: no torch here)."""
-    config_path = Path(model_dir) / "config.json"
     try:
-        config = json.loads(config_path.read_text())
+        config = json.loads(read_text(f"{str(model_dir).rstrip('/')}/config.json"))
     except (OSError, ValueError) as err:
         raise JobInputError(f"unreadable model {model_dir}: {err}") from None
     if config.get("model_type") != "notellm2":
         raise JobInputError(
             f"unreadable model {model_dir}: config.json model_type is "
             f"{config.get('model_type')!r}, not 'notellm2' (compose one with notellm2 init-model)")
-    if not any(Path(model_dir).glob("*.safetensors")):
+    if not any(name.endswith(".safetensors") and "/" not in name
+               for name, _, _ in list_files(str(model_dir))):
         raise JobInputError(f"unreadable model {model_dir}: no *.safetensors weights")
 
 
@@ -34,6 +35,11 @@ def pin_model(*, model_dir: str | None, models_root: str | None, day: str) -> Pi
             pinned = resolve_serving(models_root, day)
         except RegistryError as err:
             raise JobInputError(f"models registry {models_root}: {err}") from None
+    elif is_remote(model_dir):
+        # The version is the hash of the files' contents: the driver reads them once, from
+        # the local copy the executors' cache would make too.
+        check_model_dir(model_dir)
+        pinned = PinnedModel(model_version(local_copy(model_dir)), model_dir)
     else:
         resolved = str(Path(model_dir).resolve())
         check_model_dir(resolved)

@@ -74,10 +74,13 @@ def load_encoder(settings: EncoderSettings, device: str):
     from transformers.utils import logging as transformers_logging
 
     from notellm2_udf.inference.encoder import Encoder
+    from notellm2_udf.spark.remote_files import local_copy
 
     # Progress bars of weight loading would fill the executor logs of every worker.
     transformers_logging.disable_progress_bar()
-    return Encoder(settings.model_dir, device=device, batch_tokens=settings.batch_tokens,
+    # A URI (hdfs://, s3a://, file://) is copied to this machine's cache once per version.
+    model_dir = local_copy(settings.model_dir)
+    return Encoder(model_dir, device=device, batch_tokens=settings.batch_tokens,
                    max_image_pixels=settings.max_image_pixels, compile=settings.compile,
                    prepare_processes=settings.prepare_processes,
                    image_decode=settings.image_decode,

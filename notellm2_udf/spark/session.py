@@ -5,10 +5,12 @@ command line > `spark-defaults.conf` > the project defaults below. The project d
 fill keys nobody set, so a cluster's own configuration always wins.
 
 Locally, `make setup` writes the venv's `pyspark/conf/spark-defaults.conf` (see
-`local_spark_defaults`): Delta jars from the local cache, the warehouse and an embedded Derby
-metastore under one directory, and the venv's Python for workers. Every Spark process started
-from the venv (`spark-submit`, `spark-sql`, `python`, `pytest`) then shares one catalog, so a
-table registered by a job is queryable by name from another process.
+`local_spark_defaults`): Delta jars from the local cache, the warehouse under one directory,
+the metastore served by Derby's network server on loopback (`notellm2 metastore start`), and
+the venv's Python for workers. Every Spark process started from the venv (`spark-submit`,
+`spark-sql`, the SQL server, `python`) then shares one catalog, at the same time: a table
+registered by a job is queryable by name from another process while the job still runs.
+Tests use a private embedded metastore instead (`metastore_conf` without a server).
 """
 
 from __future__ import annotations
@@ -112,23 +114,40 @@ def read_spark_defaults(conf_dir: Path) -> dict[str, str]:
     return settings
 
 
-def local_spark_defaults(jars: list[Path], lakehouse_dir: Path, python: str) -> dict[str, str]:
+def local_spark_defaults(jars: list[Path], lakehouse_dir: Path, python: str,
+                         metastore: MetastoreEndpoint | None = None) -> dict[str, str]:
     """spark-defaults.conf entries for a one-machine installation.
 
-    `lakehouse_dir` holds the warehouse and the embedded Derby metastore. Derby allows one
-    process at a time: jobs and `spark-sql` run one after another, not concurrently.
+    `lakehouse_dir` holds the warehouse and the metastore's Derby database. With `metastore`
+    the database is reached through Derby's network server (any number of Spark processes at
+    once); without, it is embedded (one Spark process at a time).
     """
     lakehouse_dir = lakehouse_dir.resolve()
+    jars = [jar.resolve() for jar in jars]
+    # The driver's classpath too: the SQL server's session threads and the metastore client
+    # load classes from it, not from spark.jars' class loader.
+    driver_classpath = [str(jar) for jar in jars]
+    if metastore is not None:
+        driver_classpath.insert(0, str(Path(metastore.client_jar).resolve()))
     return {
-        "spark.jars": ",".join(str(jar.resolve()) for jar in jars),
+        "spark.jars": ",".join(str(jar) for jar in jars),
+        "spark.driver.extraClassPath": ":".join(driver_classpath),
         **PROJECT_DEFAULTS,
-        **metastore_conf(lakehouse_dir),
+        **metastore_conf(lakehouse_dir, metastore),
         "spark.pyspark.python": python,
         "spark.pyspark.driver.python": python,
         # Two cores, small tables: Spark's cluster-sized defaults only add empty tasks.
         "spark.sql.shuffle.partitions": "8",
         "spark.databricks.delta.snapshotPartitions": "4",
     }
+
+
+@dataclass(frozen=True)
+class MetastoreEndpoint:
+    """A Derby network server holding the metastore: its JDBC URL and client driver jar."""
+
+    url: str
+    client_jar: Path
 
 
 # Spark's own default logs every metastore and Hadoop warning of a one-machine install;
@@ -154,15 +173,20 @@ logger.quiet_strings.level = error
 """
 
 
-def metastore_conf(lakehouse_dir: Path) -> dict[str, str]:
-    """Warehouse and embedded-metastore settings rooted at one directory."""
+def metastore_conf(lakehouse_dir: Path,
+                   server: MetastoreEndpoint | None = None) -> dict[str, str]:
+    """Warehouse and metastore settings rooted at one directory: embedded Derby in
+    `lakehouse_dir/metastore_db`, or the same database through `server`."""
     lakehouse_dir = Path(lakehouse_dir).resolve()
-    metastore = lakehouse_dir / "metastore_db"
+    if server is None:
+        url = f"jdbc:derby:;databaseName={lakehouse_dir / 'metastore_db'};create=true"
+        driver = "org.apache.derby.jdbc.EmbeddedDriver"
+    else:
+        url, driver = server.url, "org.apache.derby.jdbc.ClientDriver"
     return {
         "spark.sql.warehouse.dir": str(lakehouse_dir / "warehouse"),
-        "spark.hadoop.javax.jdo.option.ConnectionURL": (
-            f"jdbc:derby:;databaseName={metastore};create=true"
-        ),
+        "spark.hadoop.javax.jdo.option.ConnectionURL": url,
+        "spark.hadoop.javax.jdo.option.ConnectionDriverName": driver,
         "spark.driver.extraJavaOptions": (
             f"-Dderby.stream.error.file={lakehouse_dir / 'derby.log'}"
         ),

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import getpass
 import re
 import subprocess
 import sys
@@ -12,6 +13,8 @@ import pytest
 
 from notellm2_udf.cli.sql import markers, run_statement, statements_of_file
 from notellm2_udf.pipeline.publication import publication_record, update_table_properties
+from notellm2_udf.services.daemons import free_port
+from notellm2_udf.services.sql_server import SqlServer, beeline_command
 from notellm2_udf.spark.delta_io import read_day
 from tests.conftest import REPO_ROOT
 from tests.processes import private_install_env
@@ -145,3 +148,80 @@ def test_notellm2_sql_runs_the_doc_in_its_own_process(world, tmp_path):
                          capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("notellm2 sql: statement 1:")
+
+
+@pytest.fixture(scope="module")
+def sql_server(server_install):
+    """`notellm2 sql-server`'s HiveThriftServer2 on a free loopback port, on the private
+    installation's shared metastore; stopped afterwards, also when a test fails."""
+    env, root, _ = server_install
+    server = SqlServer(root / "run", free_port(), master="local[1]")
+    server.start(env)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def with_literals(statement: str, params: dict[str, str]) -> str:
+    """The statement with its :name markers written as SQL string literals (JDBC clients
+    such as beeline have no named markers); the test values need no escaping."""
+    for name in markers(statement):
+        statement = re.sub(rf"(?<![:\w]):{name}\b", f"'{params[name]}'", statement)
+    return statement
+
+
+@pytest.mark.slow
+def test_beeline_runs_the_doc_through_the_sql_server(sql_server, server_install, world,
+                                                     answers, tmp_path):
+    env, _, _ = server_install
+    script = ["CREATE DATABASE IF NOT EXISTS notellm2;"] + [
+        f"CREATE TABLE notellm2.{name} USING DELTA LOCATION '{location}';"
+        for name, location in world.locations.items()]
+    for name, statement in doc_queries().items():
+        script += [f"SELECT '{name}' AS doc_query;", with_literals(statement, PARAMS) + ";"]
+    (tmp_path / "doc.sql").write_text("\n".join(script) + "\n")
+    result = subprocess.run(
+        beeline_command(sql_server.port, user=getpass.getuser(),
+                        args=["-f", str(tmp_path / "doc.sql")]),
+        env=env, capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+
+    # Each query's block: the marker's value, then the query's header and rows (beeline
+    # separates statements' output with blank lines).
+    blocks = {}
+    for block in result.stdout.split("doc_query\n")[1:]:
+        lines = [line for line in block.split("\n") if line]
+        blocks[lines[0]] = [line.split("\t") for line in lines[2:]]
+    assert set(blocks) == set(answers)
+    for name, expected in answers.items():
+        assert len(blocks[name]) == len(expected), name
+        for got_row, want_row in zip(blocks[name], expected):
+            assert len(got_row) == len(want_row), name
+            for got, want in zip(got_row, want_row):
+                if isinstance(want, float):
+                    assert float(got) == pytest.approx(want, abs=1e-5), name
+                else:
+                    assert got == ("NULL" if want is None else str(want)), name
+
+
+READER_PYTHON = REPO_ROOT / ".venv-reader" / "bin" / "python"
+
+
+def test_delta_rs_reader_of_the_doc_answers_the_top_k_query(world, answers, tmp_path):
+    """The doc's Python block, run by .venv-reader (deltalake, no JVM), gives the rows of
+    `related_in_rank_order`."""
+    (block,) = re.findall(r"^```python\n(# reader: related_in_rank_order\n.*?)^```",
+                          SQL_DOC.read_text(), re.MULTILINE | re.DOTALL)
+    (tmp_path / "reader.py").write_text(block)
+    result = subprocess.run([str(READER_PYTHON), str(tmp_path / "reader.py"),
+                             world.locations["related_notes"], DAY, HOSTILE_ID],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    expected = answers["related_in_rank_order"]
+    assert [(int(rank), other, version) for rank, other, _, version in rows] == [
+        (rank, other, version) for rank, other, _, version in expected]
+    assert [float(score) for _, _, score, _ in rows] == pytest.approx(
+        [score for _, _, score, _ in expected], abs=1e-6)
+    assert len(rows) == TOP_K

@@ -1,0 +1,115 @@
+"""Models and index builds at URIs: copied once per version into a local cache, concurrent
+callers safe; plain paths used in place; no URI turned into a relative path."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from jobs import train
+from notellm2_udf.errors import JobInputError
+from notellm2_udf.index.layout import local_build_dir, read_manifest
+from notellm2_udf.pipeline.model_dir import check_model_dir
+from notellm2_udf.spark.remote_files import absolute_location, fetch, is_remote, list_files
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    directory = tmp_path / "models" / "m1"
+    (directory / "tokenizer").mkdir(parents=True)
+    (directory / "config.json").write_text(json.dumps({"model_type": "notellm2"}))
+    (directory / "model.safetensors").write_bytes(b"\x01" * 3_000_000)
+    (directory / "tokenizer" / "vocab.json").write_text('{"a": 1}')
+    return directory
+
+
+def test_uris_and_paths_are_told_apart():
+    assert is_remote("s3a://bucket/x") and is_remote("file:///tmp/x")
+    assert is_remote("hdfs://nn:8020/m") and is_remote("abfss://c@acct.dfs.core.windows.net/m")
+    assert not is_remote("/tmp/x") and not is_remote("models/current")
+    assert absolute_location("s3a://bucket/x") == "s3a://bucket/x"
+    assert absolute_location("models/current") == str(Path("models/current").resolve())
+
+
+def test_train_keeps_a_uri_as_a_uri(capsys):
+    settings = train.parse_args(["--pairs", "p", "--notes", "n", "--init-model",
+                                 "s3a://bucket/x", "--output", "out"])
+    assert settings.training.init_model_dir == "s3a://bucket/x"
+    assert settings.training.output_dir == str(Path("out").resolve())
+    with pytest.raises(SystemExit) as exit_info:
+        train.parse_args(["--pairs", "p", "--notes", "n", "--init-model", "m",
+                          "--output", "s3a://bucket/out"])
+    assert exit_info.value.code == 2
+    assert "--output must be a path every training process can write" in \
+        capsys.readouterr().err
+
+
+def test_a_file_uri_is_copied_once_per_version(model_dir, tmp_path):
+    cache = tmp_path / "cache"
+    uri = model_dir.as_uri()
+    first, copied = fetch(uri, cache_dir=cache)
+    assert copied and first.parent == cache and first.name.startswith("m1-")
+    assert list_files(str(first))[0][:2] == ("config.json", len('{"model_type": "notellm2"}'))
+    assert [(name, size) for name, size, _ in list_files(str(first))] == \
+        [(name, size) for name, size, _ in list_files(str(model_dir))]
+    assert (first / "tokenizer" / "vocab.json").read_text() == '{"a": 1}'
+    again, copied = fetch(uri, cache_dir=cache)
+    assert (again, copied) == (first, False)
+
+    (model_dir / "model.safetensors").write_bytes(b"\x02" * 10)  # a new version
+    second, copied = fetch(uri, cache_dir=cache)
+    assert copied and second != first
+    assert (second / "model.safetensors").read_bytes() == b"\x02" * 10
+    assert sorted(p.name for p in cache.iterdir() if not p.name.startswith(".")) == \
+        sorted([first.name, second.name])
+
+
+def test_a_plain_path_is_used_in_place(model_dir, tmp_path):
+    assert fetch(str(model_dir), cache_dir=tmp_path / "cache") == (model_dir, False)
+    assert not (tmp_path / "cache").exists()
+
+
+def _fetch_in_process(args):
+    uri, cache = args
+    path, copied = fetch(uri, cache_dir=Path(cache))
+    return str(path), copied, (path / "model.safetensors").stat().st_size
+
+
+def test_concurrent_workers_copy_once(model_dir, tmp_path):
+    cache = tmp_path / "cache"
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        results = pool.map(_fetch_in_process, [(model_dir.as_uri(), str(cache))] * 8)
+    assert sum(copied for _, copied, _ in results) == 1
+    assert {(path, size) for path, _, size in results} == {
+        (str(cache / results[0][0].rsplit("/", 1)[1]), 3_000_000)}
+    assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == \
+        [Path(results[0][0]).name]  # no temporary directory left behind
+
+
+def test_model_check_reads_a_uri(model_dir, tmp_path):
+    check_model_dir(model_dir.as_uri())
+    with pytest.raises(JobInputError, match="unreadable model file://.*missing"):
+        check_model_dir((tmp_path / "missing").as_uri())
+    (model_dir / "model.safetensors").unlink()
+    with pytest.raises(JobInputError, match="no \\*.safetensors weights"):
+        check_model_dir(model_dir.as_uri())
+
+
+def test_an_index_build_read_through_a_uri_is_copied_by_its_build_name(tmp_path, monkeypatch):
+    build = tmp_path / "index" / "dt=2026-11-24" / "build-x1"
+    build.mkdir(parents=True)
+    (build / "shard-00000.faiss").write_bytes(b"faiss")
+    (build.parent / "manifest.json").write_text(json.dumps({"build": "build-x1", "rows": 1}))
+    monkeypatch.setenv("NOTELLM2_CACHE_DIR", str(tmp_path / "cache"))
+
+    manifest = read_manifest((tmp_path / "index").as_uri(), "2026-11-24")
+    assert manifest["build_dir"] == f"{(tmp_path / 'index').as_uri()}/dt=2026-11-24/build-x1"
+    local = local_build_dir(manifest)
+    assert local == tmp_path / "cache" / "build-x1-build-x1"
+    assert (local / "shard-00000.faiss").read_bytes() == b"faiss"
+    assert local_build_dir(read_manifest(str(tmp_path / "index"), "2026-11-24")) == build
+    with pytest.raises(JobInputError, match="no index for 2026-11-25"):
+        read_manifest((tmp_path / "index").as_uri(), "2026-11-25")
