@@ -12,6 +12,7 @@ import sys
 import psutil
 
 from jobs import embed_notes
+from notellm2_udf.pipeline import embedding
 from notellm2_udf.spark.embed_udf import load_encoder
 
 
@@ -27,6 +28,7 @@ class KillsSparkOnSecondBatch:
             if self.calls == 2:
                 # worker -> pyspark daemon -> the JVM running driver and executor (local mode).
                 jvm = psutil.Process(os.getpid()).parent().parent()
+                print("KILLING_SPARK", file=sys.stderr, flush=True)  # workers log to stderr
                 os.kill(jvm.pid, signal.SIGKILL)
             yield encoded
 
@@ -34,7 +36,8 @@ class KillsSparkOnSecondBatch:
 argv = sys.argv[1:]
 assert embed_notes.main(argv) == 0
 print("FIRST_RUN_DONE", flush=True)
-embed_notes.encode_notes = functools.partial(embed_notes.encode_notes,
-                                             factory=KillsSparkOnSecondBatch)
+# The job reaches the executors through pipeline.embedding.encode_notes (embed_day).
+embedding.encode_notes = functools.partial(embedding.encode_notes,
+                                           factory=KillsSparkOnSecondBatch)
 embed_notes.main(argv)
 print("SECOND_RUN_RETURNED", flush=True)

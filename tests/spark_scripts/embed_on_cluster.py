@@ -11,7 +11,8 @@ import signal
 import sys
 from pathlib import Path
 
-from jobs.embed_notes import encode_notes, read_notes_day, split_duplicates
+from notellm2_udf.pipeline.embedding import encode_notes
+from notellm2_udf.pipeline.notes import read_notes_day, split_duplicates
 from notellm2_udf.spark.embed_udf import EncoderSettings, load_encoder
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 

@@ -173,7 +173,8 @@ def crafted_notes() -> pd.DataFrame:
         _bad_note("ok-whitespace-text-with-image", jpeg, title=" \n\t ", content="\u3000 "),
         _bad_note("ok-special-token-text", jpeg, title="hello <IMG> world <IMG_EMB>",
                   content="</s><s><pad><|endoftext|><|im_start|>user #<IMG>#"),
-        {**_bad_note("bad-whitespace-text-only", None, title=" \t", content="\n\n"),
+        # Spaces only: newlines would not do, the authors' rules turn them into "。".
+        {**_bad_note("bad-whitespace-text-only", None, title=" \t", content=" \u3000 "),
          "topics": [" ", "\u3000"]},
     ]
     return pd.DataFrame(rows)
