@@ -3,8 +3,9 @@ rollout of a promoted model, and the gaps of the serving one.
 
     spark-submit jobs/embed_window.py --date 2026-11-25 --window-days 30 --notes URI \
         (--model DIR | --models-root DIR) --embeddings URI --errors URI [--max-days N] \
-        [--run-id ID] [--batch-size N] [--max-image-pixels N] [--batch-tokens N] \
-        [--partitions N] [--compile] [--prepare-processes N]
+        [--run-id ID] [--batch-size N] [--batch-bytes N] [--max-image-pixels N] \
+        [--batch-tokens N] [--partitions N] [--compile] [--prepare-processes N] \
+        [--image-decode auto|cpu|gpu]
 
 Window: the `--window-days` days ending at `--date`. With `--model DIR`, that checkpoint
 (pinned once, on the driver) embeds every day of the window that has notes and none of its
@@ -36,6 +37,7 @@ from datetime import UTC, datetime
 from pyspark.sql import SparkSession
 
 from notellm2_udf.errors import JobInputError
+from notellm2_udf.inference import IMAGE_DECODES
 from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
 from notellm2_udf.model.registry import (
     PinnedModel,
@@ -58,6 +60,7 @@ from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS
 log = logging.getLogger("notellm2.embed_window")
 
 DEFAULT_BATCH_SIZE = 512
+DEFAULT_BATCH_BYTES = 64 << 20  # as embed_notes: a batch of screenshots stays bounded
 
 
 @dataclass(frozen=True)
@@ -74,16 +77,18 @@ class EmbedWindowSettings:
     max_days: int | None = None
     run_id: str = ""
     batch_size: int = DEFAULT_BATCH_SIZE
+    batch_bytes: int = DEFAULT_BATCH_BYTES
     batch_tokens: int | None = None
     partitions: int | None = None
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     compile: bool = False
     prepare_processes: int = 0
+    image_decode: str = "auto"
 
     def encoder(self, model: PinnedModel) -> EncoderSettings:
         return EncoderSettings(model.dir, self.max_image_pixels, self.batch_tokens,
                                compile=self.compile, prepare_processes=self.prepare_processes,
-                               model_version=model.version)
+                               image_decode=self.image_decode, model_version=model.version)
 
 
 def parse_args(argv: Sequence[str] | None) -> EmbedWindowSettings:
@@ -99,11 +104,15 @@ def parse_args(argv: Sequence[str] | None) -> EmbedWindowSettings:
     parser.add_argument("--run-id", type=run_id_arg, default=None,
                         help="stamped on every row written (default: manual-<time>-<random>)")
     parser.add_argument("--batch-size", type=positive_int_arg, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument("--batch-bytes", type=positive_int_arg, default=DEFAULT_BATCH_BYTES,
+                        help="bytes per Arrow batch at most, images included (as embed_notes)")
     parser.add_argument("--batch-tokens", type=positive_int_arg, default=None)
     parser.add_argument("--partitions", type=positive_int_arg, default=None)
     parser.add_argument("--max-image-pixels", type=positive_int_arg, default=DEFAULT_MAX_PIXELS)
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--prepare-processes", type=positive_int_arg, default=None)
+    parser.add_argument("--image-decode", choices=IMAGE_DECODES, default="auto",
+                        help="where JPEGs are decoded and resized (as embed_notes)")
     args = parser.parse_args(argv)
     run_id = args.run_id or f"manual-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     return EmbedWindowSettings(**{**vars(args), "run_id": run_id,
@@ -145,6 +154,7 @@ def run(spark: SparkSession, settings: EmbedWindowSettings, summary: JobSummary)
     """Embed what each planned version lacks of the window; progress to the log and registry."""
     first, last = window_bounds(day=settings.date, window_days=settings.window_days)
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
+    spark.conf.set("spark.sql.execution.arrow.maxBytesPerBatch", str(settings.batch_bytes))
     for spec, location in ((NOTE_EMBEDDINGS, settings.embeddings),
                            (EMBEDDING_ERRORS, settings.errors)):
         ensure_table(spark, spec, location)
