@@ -175,6 +175,7 @@ def run(spark: SparkSession, settings: EmbedSettings, summary: JobSummary) -> No
 
 def _summarise(summary: JobSummary, spark: SparkSession, settings: EmbedSettings,
                model: PinnedModel, counts: DayCounts) -> None:
+    # One row per error stage (at most six): a bounded collect.
     errors = {row["stage"]: row["count"] for row in spark.read.format("delta")
               .load(settings.errors)
               .where((F.col("dt") == settings.date) & (F.col("model_version") == model.version))

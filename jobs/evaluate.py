@@ -131,6 +131,9 @@ def run(spark: SparkSession, settings: EvaluateSettings, summary: JobSummary) ->
                         .distinct())
     notes_df = split_duplicates(notes_df.join(pair_note_ids_df, "note_id", "left_semi")
                                 .select(*NOTE_COLUMNS))[0].cache()
+    # NOT bounded by a setting: every test note's length and every held-out pair reach the
+    # driver (ranking below is numpy on the driver too). Moving this into executors is
+    # issue 17 ("no unbounded collect on any driver").
     chars_pdf = text_lengths(notes_df).toPandas()
     held_out_pairs_pdf = test_pairs_df.toPandas()
     pairs_pdf = present_pairs(held_out_pairs_pdf, set(chars_pdf["note_id"]))

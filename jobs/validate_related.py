@@ -126,6 +126,7 @@ def run(spark: SparkSession, settings: ValidateSettings, summary: JobSummary) ->
 def lists_version(related_df: DataFrame) -> str | None:
     """The model version of the day's lists (None for an empty day); several are checked by
     `model_version_mismatch` against the first."""
+    # One row per model version in the day's lists (one, when the day is right): bounded.
     versions = sorted(row[0] for row in related_df.select("model_version").distinct().collect())
     return versions[0] if versions else None
 

@@ -105,6 +105,7 @@ def training_sample(corpus_df: DataFrame, *, size: int, seed: int = 0) -> np.nda
     so a rerun trains the same quantizer and gives the same related lists.
     """
     key = F.xxhash64("note_id", F.lit(seed))
+    # Bounded by `size` (params.train_size: the quantizer's training sample).
     sample_pdf = (corpus_df.select(key.alias("_key"), "note_id", "embedding")
                   .orderBy("_key", "note_id").limit(size).toPandas())
     return as_matrix(sample_pdf["embedding"])
