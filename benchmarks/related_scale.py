@@ -1,7 +1,10 @@
-"""Related notes at scale: the Spark jobs against one plain Python process, and Spark LSH.
+"""Related notes at scale: the Spark jobs against one plain Python process, and Spark LSH;
+a search task's index budget against today's whole index per task.
 
     python benchmarks/related_scale.py --sizes 100000,300000,1000000 --lsh-size 20000 \
         --out out/related_scale
+    python benchmarks/related_scale.py budget --sizes 1000000,3000000 --num-shards 8 \
+        --out out/related_budget
 
 Data: clustered synthetic unit vectors (64-d, noise 1.0, one centre per 500 notes: 2,000 at
 1M as in ../shared/STACK.md), one day, written once per size as Parquet and converted to a Delta
@@ -18,7 +21,14 @@ note_embeddings table (not timed). Then, timed one after the other on the same m
          Spark's noop sink, to plain Parquet, to Delta as the job writes, and to Delta
          sorted by dt (Spark's default for partitioned writes); wall time and CPU seconds
          of the JVM and of the Python workers for each
-Spark runs against a private metastore under --out. Writes <out>/related_scale.json and .md.
+budget (mode): per size, build_index with --num-shards, then related_notes twice on that index:
+         with one group (the whole index in every task, as before the budget) and with
+         --task-index-mib at a quarter of the index (four groups loaded one at a time);
+         wall time, recall@100 on 200 sampled queries, and the peak RSS (VmHWM) of the
+         Python workers and of the JVM, sampled from /proc every 0.2 s. Spark's default
+         memory settings throughout (no --driver-memory).
+Spark runs against a private metastore under --out. Writes <out>/related_scale.json and .md
+(budget mode: related_budget.json and .md).
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ DIM = 64
 TOP_K = 100
 RECALL_QUERIES = 200
 MODEL = "synthetic"
+RUN_ID = "related_scale"
 
 
 def clustered_unit_vectors(n: int, *, d: int = DIM, noise: float = 1.0,
@@ -71,6 +82,7 @@ def write_parquet_embeddings(n: int, path: Path) -> Path:
         "visual_embedding": pa.nulls(n, pa.list_(pa.float32())),
         "model_version": pa.array([MODEL] * n),
         "image_ok": pa.array(np.zeros(n, dtype=bool)),
+        "run_id": pa.array([RUN_ID] * n),
     })
     part = path / f"dt={DAY}"
     part.mkdir(parents=True, exist_ok=True)
@@ -228,7 +240,8 @@ def run_breakdown(data: Path) -> list[dict]:
     """Search + write of related_notes cut into steps, each timed in one session."""
     from jobs.related_notes import ONE_DAY_WRITE, search_tasks, with_day
     from notellm2_udf.index.layout import read_manifest
-    from notellm2_udf.index.search import RELATED, loaded_index, related_notes_df
+    from notellm2_udf.index.loaded import DEFAULT_TASK_INDEX_MIB, LoadedShards
+    from notellm2_udf.index.related import RELATED, query_arrays, related_notes_df
     from notellm2_udf.pipeline.corpus import latest_embeddings, read_embeddings
     from notellm2_udf.spark.delta_io import conform, replace_days
     from notellm2_udf.spark.executor_resources import use_task_cpus_for_faiss
@@ -245,14 +258,15 @@ def run_breakdown(data: Path) -> list[dict]:
 
     def search_dropped(batches):
         use_task_cpus_for_faiss()
-        index = loaded_index(manifest)
+        index = LoadedShards(manifest, manifest["shards"])
         for batch in batches:
-            index.related(batch, TOP_K)
+            index.search(*query_arrays(batch), TOP_K)
         yield from ()
 
     def rows_df():
         return conform(with_day(related_notes_df(corpus_df, manifest=manifest, k=TOP_K,
-                                                 num_tasks=tasks),
+                                                 num_tasks=tasks,
+                                                 task_index_bytes=DEFAULT_TASK_INDEX_MIB << 20),
                                 day=DAY, model_version=MODEL), RELATED_NOTES)
 
     def delta(rows=None) -> None:
@@ -291,6 +305,45 @@ def run_breakdown(data: Path) -> list[dict]:
                         "python_cpu_s": round(python, 1),
                         "load1": round(os.getloadavg()[0], 1)})
     return results
+
+
+class PeakRss:
+    """Peak resident memory (VmHWM) of Spark's Python workers and of the driver JVM while
+    the `with` block runs, in MiB; a process is sampled every 0.2 s until it ends."""
+
+    def __init__(self):
+        import threading
+
+        self.peaks: dict[int, tuple[str, int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            for proc in Path("/proc").glob("[0-9]*"):
+                try:
+                    cmdline = (proc / "cmdline").read_bytes()
+                    kind = ("python" if b"pyspark.daemon" in cmdline or b"pyspark.worker" in cmdline
+                            else "jvm" if b"org.apache.spark.deploy.SparkSubmit" in cmdline
+                            else None)
+                    if kind:
+                        status = (proc / "status").read_text()
+                        hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))
+                        self.peaks[int(proc.name)] = (kind, max(hwm, self.peaks.get(
+                            int(proc.name), (kind, 0))[1]))
+                except (OSError, AttributeError):
+                    continue
+
+    def mib(self, kind: str) -> float:
+        return round(max((kb for k, kb in self.peaks.values() if k == kind), default=0) / 1024, 1)
 
 
 def timed(command: list[str], env: dict) -> tuple[float, str]:
@@ -338,6 +391,66 @@ def run_size(n: int, out: Path, env: dict, spark_submit: list[str]) -> dict:
     }
 
 
+def run_budget_size(n: int, out: Path, env: dict, spark_submit: list[str],
+                    num_shards: int) -> dict:
+    """build_index, then related_notes with one group and with a quarter-index budget."""
+    from notellm2_udf.index.layout import read_manifest
+    from notellm2_udf.index.loaded import entry_bytes
+
+    data = out / f"n{n}"
+    write_parquet_embeddings(n, data / "note_embeddings")
+    timed(spark_submit + [__file__, "convert", "--table", str(data / "note_embeddings")], env)
+    common = ["--date", DAY, "--embeddings", str(data / "note_embeddings"),
+              "--index-dir", str(data / "index")]
+    with PeakRss() as build_peak:
+        build_s, build_out = timed(spark_submit + [str(REPO / "jobs/build_index.py"), *common,
+                                                   "--num-shards", str(num_shards)], env)
+    manifest = read_manifest(data / "index", DAY)
+    index_mib = sum(entry_bytes(entry) for entry in manifest["shards"]) / 2**20
+    runs = {}
+    # One group: a budget no index here reaches (1 TiB), i.e. every task holds all shards.
+    for name, budget_mib in [("whole index", 1 << 20), ("quarter", int(index_mib // 4))]:
+        with PeakRss() as peak:
+            wall_s, stdout = timed(spark_submit + [
+                str(REPO / "jobs/related_notes.py"), *common, "--related",
+                str(data / f"related_{budget_mib}"), "--top-k", str(TOP_K),
+                "--recall-sample", str(RECALL_QUERIES), "--task-index-mib", str(budget_mib)], env)
+        facts = summary_facts(stdout)
+        runs[name] = {"budget_mib": budget_mib, "groups": int(facts["shard_groups"]),
+                      "wall_s": round(wall_s, 1), "recall": float(facts[f"recall@{TOP_K}"]),
+                      "rows": int(facts["rows"]), "python_peak_mib": peak.mib("python"),
+                      "jvm_peak_mib": peak.mib("jvm"), "load1": round(os.getloadavg()[0], 1)}
+        print(json.dumps({"notes": n, name: runs[name]}), flush=True)
+    built = summary_facts(build_out)
+    return {"notes": n, "index": built["index"], "shards": int(built["shards"]),
+            "index_mib": round(index_mib, 1), "build_s": round(build_s, 1),
+            "build_python_peak_mib": build_peak.mib("python"),
+            "build_jvm_peak_mib": build_peak.mib("jvm"), "runs": runs,
+            "ratio": round(runs["quarter"]["wall_s"] / runs["whole index"]["wall_s"], 2)}
+
+
+def budget_markdown(result: dict) -> str:
+    lines = [
+        f"Run {result['date']} on {result['machine']}; load average before: "
+        f"{result['load_before']}, after: {result['load_after']}.", "",
+        "| notes | index | shards | index MiB | build s (JVM / Python peak MiB) | run | "
+        "task budget MiB | groups | related s | recall@100 | rows | Python worker peak MiB | "
+        "JVM peak MiB | load (1 min) after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["sizes"]:
+        for name, run in r["runs"].items():
+            lines.append(
+                f"| {r['notes']:,} | {r['index']} | {r['shards']} | {r['index_mib']} | "
+                f"{r['build_s']} ({r['build_jvm_peak_mib']} / {r['build_python_peak_mib']}) | "
+                f"{name} | {run['budget_mib']} | {run['groups']} | {run['wall_s']} | "
+                f"{run['recall']} | {run['rows']:,} | {run['python_peak_mib']} | "
+                f"{run['jvm_peak_mib']} | {run['load1']} |")
+    lines += [""] + [f"- {r['notes']:,} notes: quarter / whole index wall time {r['ratio']}"
+                     for r in result["sizes"]]
+    return "\n".join(lines) + "\n"
+
+
 def markdown(result: dict) -> str:
     lines = [
         f"Run {result['date']} on {result['machine']}; load average before: "
@@ -372,11 +485,12 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", nargs="?", default="bench",
-                        choices=("bench", "plain", "lsh", "convert", "breakdown"))
+                        choices=("bench", "budget", "plain", "lsh", "convert", "breakdown"))
     parser.add_argument("--sizes", default="100000,300000,1000000")
     parser.add_argument("--lsh-size", type=int, default=20000, help="0: skip the LSH peer")
     parser.add_argument("--breakdown-size", type=int, default=300000,
                         help="one of --sizes; 0: skip the search + write breakdown")
+    parser.add_argument("--num-shards", type=int, default=8, help="budget mode's shards")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "related_scale")
     parser.add_argument("--part", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -384,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
+    if args.mode == "budget":
+        return run_budget(args, sizes)
     if args.mode == "bench" and args.breakdown_size and args.breakdown_size not in sizes:
         parser.error("--breakdown-size must be one of --sizes (or 0)")
 
@@ -403,17 +519,9 @@ def main(argv: list[str] | None = None) -> int:
         spark.sql(f"CONVERT TO DELTA parquet.`{args.table}` PARTITIONED BY (dt STRING)")
         return 0
 
-    out = args.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "SPARK_CONF_DIR": str(out / "conf"), "SPARK_LOCAL_IP": "127.0.0.1",
-           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-    subprocess.run([str(BIN / "notellm2"), "spark-defaults", "--jars-dir",
-                    str(REPO / ".cache" / "jars"), "--lakehouse", str(out / "lakehouse"),
-                    "--write"], env=env, check=True, capture_output=True)
+    out, env = spark_environment(args.out)
     spark_submit = [str(BIN / "spark-submit"), "--master", "local[2]", "--driver-memory", "8g"]
-    result = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
-              "machine": f"{os.cpu_count()} cores, no GPU", "load_before": os.getloadavg(),
-              "sizes": []}
+    result = run_header()
     for n in sizes:
         result["sizes"].append(run_size(n, out, env, spark_submit))
         print(json.dumps(result["sizes"][-1]), flush=True)
@@ -432,6 +540,39 @@ def main(argv: list[str] | None = None) -> int:
     (out / "related_scale.json").write_text(json.dumps(result, indent=1))
     (out / "related_scale.md").write_text(markdown(result))
     print(markdown(result))
+    return 0
+
+
+def spark_environment(out: Path) -> tuple[Path, dict]:
+    """The output directory and an environment whose Spark uses a private metastore there."""
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "SPARK_CONF_DIR": str(out / "conf"), "SPARK_LOCAL_IP": "127.0.0.1",
+           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    subprocess.run([str(BIN / "notellm2"), "spark-defaults", "--jars-dir",
+                    str(REPO / ".cache" / "jars"), "--lakehouse", str(out / "lakehouse"),
+                    "--write"], env=env, check=True, capture_output=True)
+    return out, env
+
+
+def run_header() -> dict:
+    return {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": f"{os.cpu_count()} cores, no GPU", "load_before": os.getloadavg(),
+            "sizes": []}
+
+
+def run_budget(args, sizes: list[int]) -> int:
+    """Budget mode, with Spark's default memory settings (no --driver-memory)."""
+    out, env = spark_environment(args.out)
+    spark_submit = [str(BIN / "spark-submit"), "--master", "local[2]"]
+    result = run_header()
+    for n in sizes:
+        result["sizes"].append(run_budget_size(n, out, env, spark_submit, args.num_shards))
+        print(json.dumps(result["sizes"][-1]), flush=True)
+    result["load_after"] = os.getloadavg()
+    (out / "related_budget.json").write_text(json.dumps(result, indent=1))
+    (out / "related_budget.md").write_text(budget_markdown(result))
+    print(budget_markdown(result))
     return 0
 
 

@@ -4,7 +4,7 @@
         --embeddings /lake/note_embeddings --index-dir /shared/notellm2-index \
         [--window-days 30] [--num-shards N] [--index-type auto|flat|ivf|ivfpq|hnsw] \
         [--notes URI] [--errors URI] [--models-root DIR | --model-version V] \
-        [--allow-incomplete-window]
+        [--allow-incomplete-window] [--task-index-mib MiB]
 
 Corpus: the latest embedding of every note with dt in the `--window-days` days ending at
 `--date`, from one model version: `--model-version`; else with `--models-root` the pending
@@ -14,7 +14,9 @@ notes (`--notes`; without it, days with rows of any version) must have embedding
 rows of that version, else exit 2 naming the missing days (`--allow-incomplete-window`
 indexes what is there). Notes that arrived after their day was embedded are counted
 (`late_notes` in the summary and the manifest). The coarse quantizer / codebooks are trained
-on a seeded sample on the driver, the shards are built by executors, then
+on a seeded sample in one executor task (the sample never passes through the driver), the
+shards are built by executors, at least as many as keep each shard under a quarter less
+than `--task-index-mib` (the most index a related-notes task holds at once), then
 `<index-dir>/dt=<date>/manifest.json` is replaced atomically (layout and cluster notes:
 docs/INDEX.md). `--index-dir` must be visible to driver and executors. A window without
 embeddings gives an explicit empty index (rows 0, no shards).
@@ -34,14 +36,13 @@ from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 
 from notellm2_udf.index.layout import new_build_dir, publish
+from notellm2_udf.index.loaded import DEFAULT_TASK_INDEX_MIB, ID_BYTES_PER_NOTE
 from notellm2_udf.index.params import INDEX_TYPES, choose_params, default_num_shards
 from notellm2_udf.index.shards import (
     TRAINED,
     build_shards_df,
-    save_trained,
     shard_entries,
-    train_index,
-    training_sample,
+    train_on_executor,
 )
 from notellm2_udf.model.registry import read_state
 from notellm2_udf.pipeline.corpus import (
@@ -61,7 +62,7 @@ from notellm2_udf.pipeline.window_days import (
     missing_days,
 )
 from notellm2_udf.spark.days import window_bounds
-from notellm2_udf.spark.executor_resources import driver_cpus
+from notellm2_udf.spark.executor_resources import executor_cpus
 from notellm2_udf.spark.job_args import day_arg, positive_int_arg
 from notellm2_udf.spark.job_runtime import JobSummary, run_job
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
@@ -86,6 +87,7 @@ class BuildIndexSettings:
     models_root: str | None = None
     model_version: str | None = None
     allow_incomplete_window: bool = False
+    task_index_mib: int = DEFAULT_TASK_INDEX_MIB
 
 
 def parse_args(argv: Sequence[str] | None) -> BuildIndexSettings:
@@ -109,6 +111,9 @@ def parse_args(argv: Sequence[str] | None) -> BuildIndexSettings:
     version.add_argument("--model-version", default=None, help="index this version")
     parser.add_argument("--allow-incomplete-window", action="store_true",
                         help="index a window with missing days instead of failing")
+    parser.add_argument("--task-index-mib", type=positive_int_arg, default=DEFAULT_TASK_INDEX_MIB,
+                        help="most index a related-notes task holds at once; shards are sized "
+                             "to fit it (default %(default)s)")
     return BuildIndexSettings(**vars(parser.parse_args(argv)))
 
 
@@ -163,17 +168,18 @@ def run(spark: SparkSession, settings: BuildIndexSettings, summary: JobSummary) 
             return publish_empty(settings, model_version, completeness, summary)
         model_version, d = check_corpus(facts, day=day, window_days=window_days)
         params = choose_params(n=facts.rows, d=d, index_type=settings.index_type)
-        num_shards = settings.num_shards or default_num_shards(
-            n=facts.rows, parallelism=spark.sparkContext.defaultParallelism)
+        num_shards = shard_count(settings, params, rows=facts.rows,
+                                 parallelism=spark.sparkContext.defaultParallelism)
         log.info("corpus %s: %d notes, %d-d, model %s -> %s in %d shard(s)", day,
                  facts.rows, d, model_version, params.factory, num_shards)
         build_dir = new_build_dir(settings.index_dir, day)
 
         train_started = time.monotonic()
         if params.needs_training:
-            xt = training_sample(corpus_df, size=params.train_size(facts.rows))
-            save_trained(train_index(xt, params=params, threads=driver_cpus(spark)), build_dir)
-            log.info("trained %s on %d vectors in %.1fs", params.factory, len(xt),
+            vectors = train_on_executor(corpus_df, rows=facts.rows,
+                                        size=params.train_size(facts.rows), params=params,
+                                        build_dir=build_dir, threads=executor_cpus(spark))
+            log.info("trained %s on %d vectors in %.1fs", params.factory, vectors,
                      time.monotonic() - train_started)
         train_s = time.monotonic() - train_started
 
@@ -187,7 +193,7 @@ def run(spark: SparkSession, settings: BuildIndexSettings, summary: JobSummary) 
         "model_version": model_version, "dimension": d, "metric": "inner_product",
         "index_type": params.index_type, "factory": params.factory,
         "search_parameters": params.search, "params": params.to_dict(),
-        "rows": facts.rows, "shards": shards,
+        "rows": facts.rows, "shards": shards, "task_index_bytes": settings.task_index_mib << 20,
         "trained": TRAINED if params.needs_training else None,
         "completeness": completeness,
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -206,6 +212,18 @@ def run(spark: SparkSession, settings: BuildIndexSettings, summary: JobSummary) 
     ]:
         summary.add(key, value)
     return {**manifest, "build": build_dir.name, "build_dir": str(build_dir)}
+
+
+def shard_count(settings: BuildIndexSettings, params, *, rows: int, parallelism: int) -> int:
+    """--num-shards (or one per core, 50k notes at least), raised until a shard fits the task
+    index budget with a quarter to spare: range shards come out unequal, by a few percent."""
+    wanted = settings.num_shards or default_num_shards(n=rows, parallelism=parallelism)
+    index_bytes = params.shard_bytes(rows) + ID_BYTES_PER_NOTE * rows
+    needed = -(-index_bytes * 5 // (4 * (settings.task_index_mib << 20)))
+    if needed > wanted:
+        log.info("%d shards instead of %d: the index (~%d MiB) in shards of at most %d MiB",
+                 needed, wanted, index_bytes >> 20, settings.task_index_mib)
+    return max(wanted, needed)
 
 
 def publish_empty(settings: BuildIndexSettings, model_version: str, completeness: dict,

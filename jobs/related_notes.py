@@ -2,12 +2,16 @@
 
     spark-submit jobs/related_notes.py --date 2026-11-24 \
         --embeddings /lake/note_embeddings --index-dir /shared/notellm2-index \
-        --related /lake/related_notes [--top-k 100] [--queries all|new]
+        --related /lake/related_notes [--top-k 100] [--queries all|new] \
+        [--task-index-mib MiB]
 
 Queries: every note of the index's corpus (`all`), or only those whose latest embedding
 is from `--date` (`new`). Each gets its top-k over all shards, itself excluded, ordered
 by score desc then related_note_id asc; fewer than k when the corpus is smaller. The corpus
-is the window's embeddings of the model version the index was built from. The day's
+is the window's embeddings of the model version the index was built from. A search task
+holds at most `--task-index-mib` of index at a time (default: the budget the index was
+built with): an index larger than that is searched in groups of shards, one after the
+other, with the same results (docs/INDEX.md, "Memory"). The day's
 published marker is withdrawn first (readers stop trusting the day until it is validated
 and published again), then `related_notes` is written (replaceWhere dt = date) and
 registered as `notellm2.related_notes`. An empty index gives an empty day. The summary
@@ -30,7 +34,8 @@ from pyspark.sql import functions as F
 from notellm2_udf.errors import JobInputError
 from notellm2_udf.index.exact import exact_topk, recall_at_k, sample_queries
 from notellm2_udf.index.layout import read_manifest
-from notellm2_udf.index.search import related_notes_df
+from notellm2_udf.index.loaded import DEFAULT_TASK_INDEX_MIB, shard_groups
+from notellm2_udf.index.related import related_notes_df
 from notellm2_udf.pipeline.corpus import latest_embeddings, new_notes, read_embeddings
 from notellm2_udf.pipeline.publication import withdraw_marker
 from notellm2_udf.spark.delta_io import read_day, register_table, replace_days
@@ -63,6 +68,13 @@ class RelatedNotesSettings:
     top_k: int = 100
     queries: str = "all"
     recall_sample: int = 200
+    task_index_mib: int | None = None
+
+    def task_index_bytes(self, manifest: dict) -> int:
+        """The flag, else the budget the index was built with, else the default."""
+        if self.task_index_mib is not None:
+            return self.task_index_mib << 20
+        return manifest.get("task_index_bytes", DEFAULT_TASK_INDEX_MIB << 20)
 
 
 def parse_args(argv: Sequence[str] | None) -> RelatedNotesSettings:
@@ -75,11 +87,10 @@ def parse_args(argv: Sequence[str] | None) -> RelatedNotesSettings:
     parser.add_argument("--queries", choices=("all", "new"), default="all")
     parser.add_argument("--recall-sample", type=non_negative_int_arg, default=200,
                         help="queries checked against exact search (0: skip)")
-    args = parser.parse_args(argv)
-    return RelatedNotesSettings(date=args.date, embeddings=args.embeddings,
-                                index_dir=args.index_dir, related=args.related,
-                                top_k=args.top_k, queries=args.queries,
-                                recall_sample=args.recall_sample)
+    parser.add_argument("--task-index-mib", type=positive_int_arg, default=None,
+                        help="most index a search task holds at once (default: the budget "
+                             "build_index used)")
+    return RelatedNotesSettings(**vars(parser.parse_args(argv)))
 
 
 def queries_of(corpus_df: DataFrame, *, day: str, queries: str) -> DataFrame:
@@ -127,8 +138,13 @@ def run(spark: SparkSession, settings: RelatedNotesSettings, summary: JobSummary
         check_corpus_matches(corpus_df, manifest)
         queries_df = queries_of(corpus_df, day=day, queries=settings.queries)
         started = time.monotonic()
+        budget = settings.task_index_bytes(manifest)
+        groups = len(shard_groups(manifest["shards"], budget))
+        log.info("searching %d shard(s) in %d group(s) of at most %d MiB per task",
+                 len(manifest["shards"]), groups, budget >> 20)
         related_df = related_notes_df(queries_df, manifest=manifest, k=settings.top_k,
-                                      num_tasks=search_tasks(spark, manifest))
+                                      num_tasks=search_tasks(spark, manifest),
+                                      task_index_bytes=budget)
         with session_conf(spark, ONE_DAY_WRITE):
             replace_days(with_day(related_df, day=day, model_version=manifest["model_version"]),
                          RELATED_NOTES, settings.related, day)
@@ -143,6 +159,7 @@ def run(spark: SparkSession, settings: RelatedNotesSettings, summary: JobSummary
     for key, value in [
         ("date", day), ("corpus", manifest["rows"]), ("index", manifest["factory"]),
         ("search", manifest["search_parameters"] or "exact"), ("shards", len(manifest["shards"])),
+        ("shard_groups", groups), ("task_index_mib", budget >> 20),
         ("queries", settings.queries), ("top_k", settings.top_k),
         ("rows", written_df.count()), ("search_write_s", round(search_s, 1)),
         (f"recall@{settings.top_k}", None if recall is None else round(recall, 4)),
@@ -173,8 +190,9 @@ def sampled_recall(spark: SparkSession, corpus_df: DataFrame, queries_df: DataFr
     sample_pdf = sample_queries(queries_df, size=settings.recall_sample)
     exact = exact_topk(corpus_df, sample_pdf, k=settings.top_k)
     sample_df = spark.createDataFrame(sample_pdf, "note_id string, embedding array<float>")
-    found_pdf = related_notes_df(sample_df, manifest=manifest, k=settings.top_k,
-                                 num_tasks=1).toPandas()
+    # Bounded by --recall-sample x k rows.
+    found_pdf = related_notes_df(sample_df, manifest=manifest, k=settings.top_k, num_tasks=1,
+                                 task_index_bytes=settings.task_index_bytes(manifest)).toPandas()
     found = found_pdf.groupby("note_id")["related_note_id"].agg(list).to_dict()
     recall = recall_at_k(found, exact)
     log.info("recall@%d over %d sampled queries: %.4f", settings.top_k, len(sample_pdf), recall)

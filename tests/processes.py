@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,13 @@ def run_process(command: list[str], env: dict[str, str],
                 timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout,
                           cwd=REPO_ROOT)
+
+
+def script_result(completed: subprocess.CompletedProcess) -> dict:
+    """The "RESULT {json}" line of a script that exited 0."""
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    line = next(line for line in completed.stdout.splitlines() if line.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
 
 
 def process_env(conf_dir: Path) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """Sampled recall@k of the related notes against exact (brute-force) search.
 
 The exact side is distributed: each corpus partition returns its own exact top-(k+1) for
-the sampled queries, and the driver merges those few rows.
+the sampled queries (k once the query itself is dropped), Spark merges them per query and
+only the merged sample x k rows reach the driver.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -24,7 +25,8 @@ EXACT = T.StructType([
 
 
 def sample_queries(queries_df: DataFrame, *, size: int) -> pd.DataFrame:
-    """`size` queries (note_id, embedding) picked by a hash of note_id: the same every run."""
+    """`size` queries (note_id, embedding) picked by a hash of note_id: the same every run.
+    Bounded by `size` rows (--recall-sample)."""
     return (
         queries_df.select("note_id", "embedding")
         .orderBy(F.xxhash64("note_id"), "note_id")
@@ -50,18 +52,22 @@ def exact_topk(corpus_df: DataFrame, sample_pdf: pd.DataFrame, *, k: int) -> dic
         xb = as_matrix(part_pdf["embedding"])
         # D, I: faiss's names for scores and ids.
         D, I = faiss.knn(xq, xb, min(k + 1, len(xb)), metric=faiss.METRIC_INNER_PRODUCT)
-        yield pd.DataFrame({
+        rows_pdf = pd.DataFrame({
             "query": np.repeat(np.arange(len(xq), dtype="int32"), I.shape[1]),
             "note_id": part_pdf["note_id"].to_numpy()[I.ravel()],
             "score": D.ravel(),
         })
+        yield rows_pdf[rows_pdf["note_id"].to_numpy() != query_ids[rows_pdf["query"]]]
 
+    rank = F.row_number().over(
+        Window.partitionBy("query").orderBy(F.desc("score"), F.asc("note_id")))
+    # Bounded by sample x k rows (--recall-sample).
     rows_pdf = (
-        corpus_df.select("note_id", "embedding").mapInPandas(partition_topk, EXACT).toPandas()
+        corpus_df.select("note_id", "embedding").mapInPandas(partition_topk, EXACT)
+        .withColumn("rank", rank).where(F.col("rank") <= k).toPandas()
     )
-    rows_pdf = rows_pdf[rows_pdf["note_id"].to_numpy() != query_ids[rows_pdf["query"]]]
-    rows_pdf = rows_pdf.sort_values(["query", "score", "note_id"], ascending=[True, False, True])
-    top = rows_pdf.groupby("query").head(k).groupby("query")["note_id"].agg(list)
+    rows_pdf = rows_pdf.sort_values(["query", "rank"])
+    top = rows_pdf.groupby("query")["note_id"].agg(list)
     return {query_ids[q]: top.get(q, []) for q in range(len(query_ids))}
 
 

@@ -1,27 +1,18 @@
-"""Search every shard and merge the per-shard top-k exactly, on executors.
+"""Search a set of shards and merge the per-shard top-k exactly (numpy and FAISS, no Spark).
 
 Global ids (shard offset + position) follow note_id order (see shards.py), so ordering
 candidates by (score desc, global id asc) is the contract's (score desc, related_note_id
-asc) and the merge is plain integer work.
+asc) and the merge is plain integer work. That order is strict (ids are unique), so the
+top-k of a whole corpus is the top-k of the union of the top-k of any split of its shards:
+merging groups of shards one after the other (related.py) is as exact as merging all shards
+at once.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from pyspark.sql import DataFrame
-from pyspark.sql import types as T
-
-from notellm2_udf.index.layout import local_build_dir
-from notellm2_udf.spark.executor_resources import use_task_cpus_for_faiss
-from notellm2_udf.spark.worker_cache import INDEXES
 
 MISSING = np.iinfo(np.int64).max
-RELATED = T.StructType([
-    T.StructField("note_id", T.StringType(), False),
-    T.StructField("rank", T.IntegerType(), False),
-    T.StructField("related_note_id", T.StringType(), False),
-    T.StructField("score", T.FloatType(), False),
-])
 
 
 def merge_topk(D: np.ndarray, G: np.ndarray, k: int, *, exclude: np.ndarray | None = None):
@@ -101,81 +92,3 @@ def _with_boundary_ties(index, offset, x, D, G, k, self_id):
                       np.concatenate([G, G_range[new]])[None], k,
                       exclude=None if self_id is None else np.array([self_id]))
     return D[0], G[0]
-
-
-class LoadedIndex:
-    """The shards of one published build and the note_id of every global id."""
-
-    def __init__(self, manifest: dict):
-        import faiss
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        build_dir = local_build_dir(manifest)
-        self.shards = []
-        ids = []
-        for entry in manifest["shards"]:
-            # mmap lets the Python workers of one executor share the page cache.
-            index = faiss.read_index(str(build_dir / entry["file"]),
-                                     faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-            if manifest["search_parameters"]:
-                faiss.ParameterSpace().set_index_parameters(
-                    index, manifest["search_parameters"])
-            self.shards.append((index, entry["offset"]))
-            ids.append(pq.read_table(build_dir / entry["ids"])["note_id"])
-        # Arrow strings for the output (taking rows copies no Python objects), numpy for
-        # looking queries up.
-        self.note_ids = pa.chunked_array(ids, pa.string()).combine_chunks()
-        self.sorted_ids = self.note_ids.to_numpy(zero_copy_only=False)
-
-    def global_ids(self, note_ids: np.ndarray) -> np.ndarray:
-        """Global id of each note_id, -1 for notes not in the index."""
-        if len(self.sorted_ids) == 0:
-            return np.full(len(note_ids), -1)
-        pos = np.searchsorted(self.sorted_ids, note_ids).clip(0, len(self.sorted_ids) - 1)
-        return np.where(self.sorted_ids[pos] == note_ids, pos, -1)
-
-    def related(self, queries, k: int):
-        """RELATED rows of an Arrow batch of queries (note_id, embedding), themselves excluded."""
-        import pyarrow as pa
-
-        note_ids = queries.column("note_id")
-        embeddings = queries.column("embedding")
-        xq = embeddings.flatten().to_numpy().astype("float32").reshape(len(queries), -1)
-        D, G = search_shards(self.shards, xq, k,
-                             exclude=self.global_ids(note_ids.to_numpy(zero_copy_only=False)))
-        found = np.flatnonzero(G.ravel() >= 0)
-        return pa.RecordBatch.from_arrays([
-            note_ids.take(pa.array(found // k)),
-            pa.array((found % k + 1).astype("int32")),
-            self.note_ids.take(pa.array(G.ravel()[found])),
-            pa.array(D.ravel()[found]),
-        ], names=RELATED.names)
-
-
-def loaded_index(manifest: dict) -> LoadedIndex:
-    """The index of `manifest`, loaded once per Python worker (spark.python.worker.reuse)."""
-    return INDEXES.get(manifest["build_dir"], lambda: LoadedIndex(manifest))
-
-
-def related_notes_df(queries_df: DataFrame, *, manifest: dict, k: int,
-                     num_tasks: int) -> DataFrame:
-    """RELATED rows (note_id, rank, related_note_id, score) of every row of queries_df.
-
-    queries_df needs note_id and embedding; they are spread over `num_tasks` tasks (a
-    small corpus would otherwise arrive as one coalesced partition, i.e. one core), and
-    each task searches the whole index (all shards). Arrow batches in and out: k rows per
-    query are built by Arrow `take`, never as Python strings.
-    """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-
-    def search(batches):
-        use_task_cpus_for_faiss()
-        index = loaded_index(manifest)
-        for batch in batches:
-            if batch.num_rows:
-                yield index.related(batch, k)
-
-    return (queries_df.select("note_id", "embedding").repartition(num_tasks)
-            .mapInArrow(search, RELATED))

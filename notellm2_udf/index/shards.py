@@ -96,19 +96,42 @@ def save_trained(index, build_dir: Path) -> None:
     write_atomic(Path(build_dir) / TRAINED, lambda tmp: faiss.write_index(index, tmp))
 
 
-def training_sample(corpus_df: DataFrame, *, size: int, seed: int = 0) -> np.ndarray:
-    """`size` corpus embeddings as float32 [size, d], on the driver: the notes of smallest
-    hash(note_id, seed), in that order.
+def train_on_executor(corpus_df: DataFrame, *, rows: int, size: int, params: IndexParams,
+                      build_dir: Path, threads: int, seed: int = 0) -> int:
+    """Train the empty index of `params` in one executor task on `size` of the corpus's
+    `rows` vectors and write `trained.faiss` into `build_dir`; returns the number of
+    training vectors.
 
-    The same corpus gives the same sample in the same order whatever its partitioning (a
-    Bernoulli sample + limit depends on the order rows arrive in after the corpus's shuffle),
-    so a rerun trains the same quantizer and gives the same related lists.
+    The sample streams to that task through a shuffle, never through the driver: the notes
+    whose hash(note_id, seed) falls under a threshold that keeps about `size` + a margin of
+    the corpus, of which the task trains on the `size` smallest hashes, in that order. The
+    same corpus gives the same sample in the same order whatever its partitioning (a
+    Bernoulli sample + limit depends on the order rows arrive in), so a rerun trains the
+    same quantizer and gives the same related lists.
     """
+    build_dir = str(build_dir)
     key = F.xxhash64("note_id", F.lit(seed))
-    # Bounded by `size` (params.train_size: the quantizer's training sample).
-    sample_pdf = (corpus_df.select(key.alias("_key"), "note_id", "embedding")
-                  .orderBy("_key", "note_id").limit(size).toPandas())
-    return as_matrix(sample_pdf["embedding"])
+
+    def train(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        sample_pdf = concat_batches(batches)
+        if sample_pdf is None:
+            return
+        sample_pdf = sample_pdf.sort_values(["_key", "note_id"]).head(size)
+        index = train_index(as_matrix(sample_pdf["embedding"]), params=params, threads=threads)
+        save_trained(index, Path(build_dir))
+        yield pd.DataFrame({"vectors": [len(sample_pdf)]})
+
+    trained = (corpus_df.select(key.alias("_key"), "note_id", "embedding")
+               .where(key <= sample_threshold(size, rows))
+               .repartition(1).mapInPandas(train, "vectors long").collect())
+    return trained[0]["vectors"] if trained else 0
+
+
+def sample_threshold(size: int, n: int) -> int:
+    """The 64-bit hash below which about `size` of `n` uniformly hashed rows fall, with a
+    margin of 10 standard deviations (short by chance: once in ~10^23 runs)."""
+    fraction = min(1.0, (size + 10 * size ** 0.5 + 10) / max(n, 1))
+    return min(2**63 - 1, int(-(2**63) + fraction * 2**64))
 
 
 def build_shards_df(corpus_df: DataFrame, *, num_shards: int, params: IndexParams,

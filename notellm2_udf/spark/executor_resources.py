@@ -36,13 +36,13 @@ def use_task_cpus_for_faiss() -> int:
     return cpus
 
 
-def driver_cpus(spark) -> int:
-    """CPUs the driver may use while the executors are idle (training on the sample).
+def executor_cpus(spark) -> int:
+    """CPUs of one executor, for a task that runs alone in its stage (training on a sample).
 
-    In local mode the driver shares the machine's cores with the idle executors; on a
-    cluster it has `spark.driver.cores`.
+    In local mode the one executor has the machine's cores (`local[n]`); on a cluster
+    `spark.executor.cores` (standalone's default, all of a worker's cores, is not known
+    here: set it).
     """
-    master = spark.sparkContext.master
-    if master.startswith("local"):
+    if spark.sparkContext.master.startswith("local"):
         return spark.sparkContext.defaultParallelism
-    return int(spark.conf.get("spark.driver.cores", "1"))
+    return int(spark.conf.get("spark.executor.cores", "1"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 
 import numpy as np
@@ -13,7 +11,7 @@ from pyspark.sql import functions as F
 from notellm2_udf.spark.delta_io import replace_days
 from schemas import NOTES
 from tests.jobs.embed.conftest import DAY
-from tests.processes import SCRIPTS, run_process
+from tests.processes import SCRIPTS, run_process, script_result
 
 
 @pytest.fixture(scope="module")
@@ -24,18 +22,12 @@ def sample_notes_location(spark, day_notes_pdf, tmp_path_factory):
     return location
 
 
-def _result(completed: subprocess.CompletedProcess) -> dict:
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
-    line = next(line for line in completed.stdout.splitlines() if line.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
-
-
 @pytest.mark.cluster
 def test_executors_load_the_model_once_and_survive_a_killed_worker(
         private_install, sample_notes_location, tiny_checkpoint, tiny_encoder,
         day_notes_pdf, tmp_path):
     env, _ = private_install
-    report = _result(run_process(
+    report = script_result(run_process(
         [sys.executable, str(SCRIPTS / "embed_on_cluster.py"), sample_notes_location, DAY,
          str(tiny_checkpoint), str(tmp_path / "killed.marker")], env, timeout=600))
     clean, killed = report["clean"], report["killed_once"]
@@ -81,7 +73,7 @@ def test_each_task_takes_the_gpu_spark_assigned(private_install, tmp_path):
     discovery = tmp_path / "gpus.sh"
     discovery.write_text('#!/bin/sh\necho \'{"name": "gpu", "addresses": ["0", "1"]}\'\n')
     discovery.chmod(0o755)
-    devices = _result(run_process([sys.executable, str(SCRIPTS / "gpu_task_devices.py"),
+    devices = script_result(run_process([sys.executable, str(SCRIPTS / "gpu_task_devices.py"),
                             str(discovery)], env, timeout=300))
     assert devices == ["cuda:0", "cuda:1"]
 
@@ -101,7 +93,7 @@ def test_a_day_of_large_screenshots_embeds_under_a_python_worker_memory_limit(
     Each image is resized right after decoding, so the worker holds one original at a time;
     the release before held a whole chunk's originals and died here with MemoryError."""
     env, _ = private_install
-    report = _result(run_process(
+    report = script_result(run_process(
         [str(spark_submit), "--master", "local[1]",
          "--conf", "spark.executor.pyspark.memory=4500m",
          str(SCRIPTS / "embed_under_memory_limit.py"), str(tmp_path / "notes"), DAY,
