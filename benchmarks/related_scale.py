@@ -260,7 +260,8 @@ def run_breakdown(data: Path) -> list[dict]:
         use_task_cpus_for_faiss()
         index = LoadedShards(manifest, manifest["shards"])
         for batch in batches:
-            index.search(*query_arrays(batch), TOP_K)
+            xq, note_ids = query_arrays(batch)
+            index.search(xq, TOP_K, exclude=index.global_ids(note_ids))
         yield from ()
 
     def rows_df():

@@ -81,6 +81,15 @@ class NamedRange:
 
         return self.note_ids.take(pa.array(gids - self.first_id))
 
+    def global_ids(self, note_ids) -> np.ndarray:
+        """Global id of each of the Arrow `note_ids`, -1 for notes not in this range (an
+        Arrow hash lookup: no Python string per id, one hash table per call)."""
+        import pyarrow.compute as pc
+
+        positions = pc.index_in(note_ids, value_set=self.note_ids)
+        found = positions.is_valid().to_numpy(zero_copy_only=False)
+        return np.where(found, self.first_id + positions.fill_null(0).to_numpy(), -1)
+
 
 def group_names(manifest: dict, groups: list[list[dict]]) -> Iterator[NamedRange]:
     """The NamedRange of each group, its id files read when it is reached."""
@@ -107,21 +116,26 @@ class LoadedShards:
                 faiss.ParameterSpace().set_index_parameters(
                     index, manifest["search_parameters"])
             self.shards.append((index, entry["offset"]))
-        # Arrow strings for the output (taking rows copies no Python objects), numpy for
-        # looking queries up.
+        # Arrow strings: taking rows for the output copies no Python objects.
         self.names = NamedRange(entries[0]["offset"] if entries else 0,
                                 read_ids(manifest, entries))
-        self.sorted_ids = self.names.note_ids.to_numpy(zero_copy_only=False)
+        self._sorted_ids = None
 
     def global_ids(self, note_ids: np.ndarray) -> np.ndarray:
-        """Global id of each note_id, -1 for notes not in these shards."""
-        if len(self.sorted_ids) == 0:
+        """Global id of each note_id (numpy strings), -1 for notes not in these shards.
+
+        By binary search in the ids as numpy strings, made on the first call: for an index
+        kept by the worker and asked batch after batch (one hash table per call, as
+        NamedRange.global_ids builds, costs more than the search at 1M notes)."""
+        if self._sorted_ids is None:
+            self._sorted_ids = self.names.note_ids.to_numpy(zero_copy_only=False)
+        ids = self._sorted_ids
+        if len(ids) == 0:
             return np.full(len(note_ids), -1)
-        pos = np.searchsorted(self.sorted_ids, note_ids).clip(0, len(self.sorted_ids) - 1)
-        return np.where(self.sorted_ids[pos] == note_ids, self.names.first_id + pos, -1)
+        pos = np.searchsorted(ids, note_ids).clip(0, len(ids) - 1)
+        return np.where(ids[pos] == note_ids, self.names.first_id + pos, -1)
 
-    def search(self, xq: np.ndarray, note_ids: np.ndarray, k: int):
-        """D, G [nq, k]: exact top-k of these shards for queries `xq`, each query's own note
-        excluded."""
-        return search_shards(self.shards, xq, k, exclude=self.global_ids(note_ids))
-
+    def search(self, xq: np.ndarray, k: int, exclude: np.ndarray):
+        """D, G [nq, k]: exact top-k of these shards for queries `xq`, global ids `exclude`
+        (each query's own note, -1 for none) left out."""
+        return search_shards(self.shards, xq, k, exclude=exclude)

@@ -63,8 +63,9 @@ def related_notes_df(queries_df: DataFrame, *, manifest: dict, k: int, num_tasks
             index = whole_index(manifest)
             for batch in batches:
                 if batch.num_rows:
-                    yield from related_rows(batch, k, *index.search(*query_arrays(batch), k),
-                                            [index.names])
+                    xq, note_ids = query_arrays(batch)
+                    D, G = index.search(xq, k, exclude=index.global_ids(note_ids))
+                    yield from related_rows(batch, k, D, G, [index.names])
         else:
             for block in query_blocks(batches, query_block_rows):
                 yield from related_in_groups(manifest, groups, block, k)
@@ -111,14 +112,15 @@ def one_batch(batches: list):
 
 def related_in_groups(manifest: dict, groups: list[list[dict]], block, k: int) -> Iterator:
     """RELATED batches of a block of queries, the groups of shards loaded one at a time."""
-    xq, note_ids = query_arrays(block)
+    xq, _ = query_arrays(block)
     D = np.full((len(xq), k), -np.inf, dtype="float32")
     G = np.full((len(xq), k), -1, dtype="int64")
     for entries in groups:
         group = LoadedShards(manifest, entries)
+        own = group.names.global_ids(block.column("note_id"))
         for lo in range(0, len(xq), QUERY_SLICE_ROWS):
             rows = slice(lo, lo + QUERY_SLICE_ROWS)
-            D_group, G_group = group.search(xq[rows], note_ids[rows], k)
+            D_group, G_group = group.search(xq[rows], k, exclude=own[rows])
             D[rows], G[rows] = merge_topk(np.hstack([D[rows], D_group]),
                                           np.hstack([G[rows], G_group]), k)
         del group
