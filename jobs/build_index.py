@@ -183,6 +183,7 @@ def run(spark: SparkSession, settings: BuildIndexSettings, summary: JobSummary) 
                      time.monotonic() - train_started)
         train_s = time.monotonic() - train_started
 
+        # One row per shard.
         stats = [row.asDict() for row in build_shards_df(
             corpus_df, num_shards=num_shards, params=params, build_dir=build_dir).collect()]
     finally:

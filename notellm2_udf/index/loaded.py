@@ -135,7 +135,7 @@ class LoadedShards:
         pos = np.searchsorted(ids, note_ids).clip(0, len(ids) - 1)
         return np.where(ids[pos] == note_ids, self.names.first_id + pos, -1)
 
-    def search(self, xq: np.ndarray, k: int, exclude: np.ndarray):
+    def search(self, xq: np.ndarray, k: int, exclude: np.ndarray, coarse: tuple | None = None):
         """D, G [nq, k]: exact top-k of these shards for queries `xq`, global ids `exclude`
-        (each query's own note, -1 for none) left out."""
-        return search_shards(self.shards, xq, k, exclude=exclude)
+        (each query's own note, -1 for none) left out; `coarse` as in search_shards."""
+        return search_shards(self.shards, xq, k, exclude=exclude, coarse=coarse)

@@ -25,7 +25,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from notellm2_udf.index.loaded import LoadedShards, NamedRange, group_names, shard_groups
-from notellm2_udf.index.search import merge_topk
+from notellm2_udf.index.search import coarse_assignment, merge_topk
 from notellm2_udf.spark.executor_resources import use_task_cpus_for_faiss
 from notellm2_udf.spark.worker_cache import INDEXES
 
@@ -115,12 +115,18 @@ def related_in_groups(manifest: dict, groups: list[list[dict]], block, k: int) -
     xq, _ = query_arrays(block)
     D = np.full((len(xq), k), -np.inf, dtype="float32")
     G = np.full((len(xq), k), -1, dtype="int64")
+    coarse = None
     for entries in groups:
         group = LoadedShards(manifest, entries)
+        # IVF: every shard holds the build's one quantizer, so the block is assigned to
+        # lists once, not once per group.
+        coarse = coarse or coarse_assignment(group.shards, xq)
         own = group.names.global_ids(block.column("note_id"))
         for lo in range(0, len(xq), QUERY_SLICE_ROWS):
             rows = slice(lo, lo + QUERY_SLICE_ROWS)
-            D_group, G_group = group.search(xq[rows], k, exclude=own[rows])
+            D_group, G_group = group.search(
+                xq[rows], k, exclude=own[rows],
+                coarse=None if coarse is None else tuple(part[rows] for part in coarse))
             D[rows], G[rows] = merge_topk(np.hstack([D[rows], D_group]),
                                           np.hstack([G[rows], G_group]), k)
         del group

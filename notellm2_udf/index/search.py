@@ -39,8 +39,11 @@ def merge_topk(D: np.ndarray, G: np.ndarray, k: int, *, exclude: np.ndarray | No
 
 
 def search_shards(shards: list[tuple[object, int]], xq: np.ndarray, k: int, *,
-                  exclude: np.ndarray | None = None):
+                  exclude: np.ndarray | None = None, coarse: tuple | None = None):
     """Exact merge of the per-shard results of (index, offset) shards; D, G [nq, k].
+
+    `coarse`: the queries' IVF lists and distances when the caller has them (every shard
+    of a build shares one quantizer, see coarse_assignment); computed here otherwise.
 
     Each shard returns its top-(k+2): k+1 leave k once the query itself is dropped, and one
     more shows whether the shard cut a tie at the merged k-th score (FAISS picks among
@@ -48,7 +51,8 @@ def search_shards(shards: list[tuple[object, int]], xq: np.ndarray, k: int, *,
     that score by range search, so the boundary follows note_id order too.
     """
     results = []
-    coarse = coarse_assignment(shards, xq)
+    if coarse is None:
+        coarse = coarse_assignment(shards, xq)
     for index, offset in shards:
         D, I = (index.search(xq, k + 2) if coarse is None
                 else index.search_preassigned(xq, k + 2, *coarse))

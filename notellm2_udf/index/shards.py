@@ -121,6 +121,7 @@ def train_on_executor(corpus_df: DataFrame, *, rows: int, size: int, params: Ind
         save_trained(index, Path(build_dir))
         yield pd.DataFrame({"vectors": [len(sample_pdf)]})
 
+    # One row: the training task's count.
     trained = (corpus_df.select(key.alias("_key"), "note_id", "embedding")
                .where(key <= sample_threshold(size, rows))
                .repartition(1).mapInPandas(train, "vectors long").collect())

@@ -30,6 +30,8 @@ def publication_record(related_df: DataFrame, embeddings_df: DataFrame, errors_d
     if len(versions) > 1:
         raise JobInputError(f"related_notes dt={day} mixes model versions "
                             f"{sorted(versions)}: rerun the day")
+    # Bounded: the distinct model versions and run ids of one day (one each when it is
+    # publishable).
     if not versions:  # no lists: the version of whatever the day's embedding run wrote
         versions = sorted(row[0] for row in embeddings_df.select("model_version").unionByName(
             errors_df.select("model_version")).where("model_version IS NOT NULL")

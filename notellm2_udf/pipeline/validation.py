@@ -101,6 +101,8 @@ def sampled_recall(related_df: DataFrame, window_df: DataFrame, sample_size: int
     reruns. Queries, their exact neighbours and true scores go through the driver (a few
     hundred rows each), the exact search through one pass over the window on executors.
     """
+    # Every collect below is bounded by the sample: sample_size queries, their k related
+    # rows, their exact top-k, the embeddings of at most sample_size x k related notes.
     queries = (related_df.select("note_id").distinct()
                .orderBy(F.xxhash64("note_id", F.lit(seed))).limit(sample_size)
                .join(window_df, "note_id").select("note_id", "embedding").toPandas())

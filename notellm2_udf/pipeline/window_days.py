@@ -49,6 +49,7 @@ def account_days(notes_df: DataFrame, embeddings_df: DataFrame, errors_df: DataF
 
     accounted_df = (of_version(embeddings_df).unionByName(of_version(errors_df))
                     .distinct().withColumn("accounted", F.lit(1)))
+    # One row per day of the window.
     rows = (notes_df.where(F.col("dt").between(first, last)).distinct()
             .join(accounted_df, ["dt", "note_id"], "left")
             .groupBy("dt")
