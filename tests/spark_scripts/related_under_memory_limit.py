@@ -24,8 +24,13 @@ CORPUS, QUERIES, DIM, TOP_K = 100_000, 40, 1024, 10
 
 
 def worker_peak_mib(batches):
-    """Peak address space of this Python worker after a search through the real code."""
+    """Peak address space of this Python worker after a search through the real code and a
+    Parquet read (pyarrow's thread pools and allocator arenas map ~430 MB at the first)."""
+    import tempfile
+
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     from notellm2_udf.index.params import choose_params
     from notellm2_udf.index.search import search_shards
@@ -36,6 +41,9 @@ def worker_peak_mib(batches):
     xb = np.random.default_rng(0).standard_normal((1000, DIM), dtype="float32")
     index = fill_shard(empty_index(choose_params(n=1000, d=DIM, index_type="flat")), xb)
     search_shards([(index, 0)], xb[:QUERIES], TOP_K, exclude=np.arange(QUERIES))
+    with tempfile.TemporaryDirectory() as tmp:
+        pq.write_table(pa.table({"note_id": [f"n{i}" for i in range(1000)]}), f"{tmp}/ids")
+        pq.read_table(f"{tmp}/ids")
     for batch in batches:
         del batch
     status = Path("/proc/self/status").read_text()
