@@ -29,8 +29,8 @@ def test_related_notes_complete_under_a_worker_limit_smaller_than_the_index(
          "--conf", f"spark.executor.pyspark.memory={limit_mib}m",
          str(SCRIPTS / "related_under_memory_limit.py"), "run", str(tmp_path)], env,
         timeout=900))
-    assert report["index_mib"] > 2 * HEADROOM_MIB and report["shards"] == 16
-    assert (report["build"], report["grouped"]) == (0, 0)
-    assert report["whole"] != 0
-    assert report["lists"] == 40 and report["lists_equal_brute_force"]
-    assert report["lists_after_failed_run_unchanged"]
+    assert (report["build"], report["grouped"]) == (0, 0), report
+    assert report["lists"] == 40 and report["lists_equal_brute_force"], report
+    assert report["whole"] != 0, report
+    assert report["lists_after_failed_run_unchanged"], report
+    assert report["index_mib"] > HEADROOM_MIB + 150 and report["shards"] == 16, report
