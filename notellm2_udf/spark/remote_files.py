@@ -9,8 +9,7 @@ pyarrow's filesystems instead:
                                  ARROW_LIBHDFS_DIR set on the executors, see README)
     s3a://bucket/key, s3://...   pyarrow S3FileSystem (credentials from the AWS environment
                                  or instance role, not from spark.hadoop.fs.s3a.* settings;
-                                 another store: AWS_ENDPOINT_URL, or the URI's options
-                                 ?endpoint_override=host:port&scheme=http)
+                                 a store other than AWS: AWS_ENDPOINT_URL=http://host:port)
     gs://bucket/key              pyarrow GcsFileSystem
 
 A copy lives in `<cache dir>/<name>-<version>`: the version is given (an index build's name,

@@ -102,10 +102,3 @@ def test_an_index_build_is_copied_from_s3_by_its_build_name(s3, tmp_path, monkey
     with pytest.raises(JobInputError, match="no index for 2026-11-25"):
         read_manifest(f"s3a://{BUCKET}/index", "2026-11-25")
 
-
-def test_without_an_endpoint_the_uri_can_name_it(s3, s3_port, tmp_path, monkeypatch):
-    """A URI's own options win over AWS_ENDPOINT_URL (here pointing nowhere)."""
-    _put(s3, "models/m2/config.json", b"{}")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{LOOPBACK}:{free_port()}")
-    uri = f"s3://{BUCKET}/models/m2?endpoint_override={LOOPBACK}:{s3_port}&scheme=http"
-    assert [name for name, _, _ in list_files(uri)] == ["config.json"]
