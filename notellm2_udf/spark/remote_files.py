@@ -22,13 +22,15 @@ directory and renames it into place, the others wait and use it. The cache dir i
 A process that was handed a copy holds a shared lock on it until it exits (a worker may
 load the files any time after fetch returns). After each new copy the cache keeps the
 `keep` most recently used copies (`$NOTELLM2_CACHE_KEEP`, else DEFAULT_KEEP) and deletes
-older ones unless a live process holds them: at most `keep` copies plus those in use.
+older ones unless a live process holds them: at most `keep` copies plus those in use (and
+the temporary directory of a copy that was killed, until the next prune).
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -37,6 +39,8 @@ from pathlib import Path
 from typing import IO
 
 from notellm2_udf.errors import JobInputError
+
+log = logging.getLogger("notellm2.remote_files")
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 # Hadoop's names for stores whose pyarrow filesystem takes another scheme.
@@ -163,20 +167,30 @@ def _copy(location: str, files: list[tuple[str, int, int]], target: Path) -> Non
         raise
 
 
-def prune(cache_dir: Path, keep: int) -> list[str]:
-    """Delete the copies past the `keep` most recently used that no live process holds (a
-    shared lock: taking the exclusive one fails); the names deleted."""
-    deleted = []
+def prune(cache_dir: Path, keep: int) -> None:
+    """Delete the copies past the `keep` most recently used, and the temporary directories
+    of copies that were killed, unless a live process holds them (a shared lock: taking the
+    exclusive one fails) or is copying (the exclusive lock)."""
     for old in _copies_by_last_use(cache_dir)[keep:]:
-        lock = _lock(_lock_path(old), fcntl.LOCK_EX, wait=False)
-        if lock is None:
-            continue  # in use
-        with lock:
-            if old.is_dir():
-                shutil.rmtree(old)
-                deleted.append(old.name)
+        if _delete_unheld(old, old):
+            log.info("deleted the local copy %s (the cache keeps %d)", old, keep)
+    for entry in cache_dir.iterdir():
+        if entry.name.startswith(".") and entry.is_dir():  # .<copy name>.<random>
+            _delete_unheld(entry, cache_dir / entry.name[1:].rsplit(".", 1)[0])
+
+
+def _delete_unheld(directory: Path, copy: Path) -> bool:
+    """Delete `directory` (`copy`, or a temporary directory of it) unless `copy`'s lock is
+    held; whether it was deleted."""
+    lock = _lock(_lock_path(copy), fcntl.LOCK_EX, wait=False)
+    if lock is None:
+        return False
+    with lock:
+        deleted = directory.is_dir()
+        shutil.rmtree(directory, ignore_errors=True)
+        if not copy.is_dir():
             # Whoever waits on this file finds it unlinked once it gets the lock, and retries.
-            _lock_path(old).unlink(missing_ok=True)
+            _lock_path(copy).unlink(missing_ok=True)
     return deleted
 
 

@@ -151,6 +151,14 @@ def test_a_copy_in_use_is_never_pruned(model_dir, tmp_path):
     assert _cached(cache) == {third.name, f".{third.name}.lock", fourth, f".{fourth}.lock"}
 
 
+def test_a_killed_copy_is_cleaned_up_by_the_next_prune(model_dir, tmp_path):
+    cache, uri = tmp_path / "cache", model_dir.as_uri()
+    (cache / ".m1-a.x7k2q9" / "tokenizer").mkdir(parents=True)  # as mkdtemp names it
+    (cache / ".m1-a.x7k2q9" / "model.safetensors").write_bytes(b"\x01" * 1000)
+    _fetch_in_a_process_that_exits(uri, cache, keep=4, version="b")
+    assert _cached(cache) == {"m1-b", ".m1-b.lock"}
+
+
 def test_the_number_of_copies_kept_is_checked(model_dir, tmp_path, monkeypatch):
     assert default_keep() == 4
     monkeypatch.setenv("NOTELLM2_CACHE_KEEP", "2")
