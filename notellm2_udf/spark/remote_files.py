@@ -121,8 +121,9 @@ def fetch(location: str, *, version: str | None = None, cache_dir: Path | None =
         raise JobInputError(f"the local copy cache must keep at least 1 copy, not {keep}")
     cache_dir = Path(cache_dir or default_cache_dir())
     cache_dir.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^\w.=-]", "_", location.rstrip("/").rsplit("/", 1)[-1]) or "root"
-    target = cache_dir / f"{name}-{version}"
+    # A leading dot marks the lock files and temporary directories, which prune tells apart.
+    name = re.sub(r"[^\w.=-]", "_", location.rstrip("/").rsplit("/", 1)[-1]).lstrip(".")
+    target = cache_dir / f"{name or 'root'}-{version}"
     lock, copied = _hold(location, files, target)
     os.utime(target)  # its last use, the order of pruning
     _IN_USE.setdefault(str(target), lock)

@@ -158,6 +158,10 @@ def test_a_killed_copy_is_cleaned_up_by_the_next_prune(model_dir, tmp_path):
     _fetch_in_a_process_that_exits(uri, cache, keep=4, version="b")
     assert _cached(cache) == {"m1-b", ".m1-b.lock"}
 
+    hidden = model_dir.parent / ".m2"  # its copy must not look like a temporary directory
+    model_dir.rename(hidden)
+    assert fetch(hidden.as_uri(), cache_dir=cache, version="c")[0].name == "m2-c"
+
 
 def test_the_number_of_copies_kept_is_checked(model_dir, tmp_path, monkeypatch):
     assert default_keep() == 4
