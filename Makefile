@@ -9,6 +9,8 @@ DERBY_VERSION := 10.16.1.1
 DERBY_ARTIFACTS := org.apache.derby:derbynet:$(DERBY_VERSION) org.apache.derby:derbyclient:$(DERBY_VERSION)
 METASTORE_PORT := 1527
 READER_VENV := .venv-reader
+S3_VENV := .venv-s3
+S3_REQUIREMENTS := moto[s3] flask flask-cors
 LAKEHOUSE := .cache/lakehouse
 DELTA_VERSION := 4.0.1
 DELTA_ARTIFACTS := io.delta:delta-spark_2.13:$(DELTA_VERSION) io.delta:delta-storage:$(DELTA_VERSION)
@@ -28,12 +30,14 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
 JARS_STAMP := $(JARS_DIR)/.fetched
 DERBY_STAMP := $(DERBY_JARS_DIR)/.fetched
 READER_STAMP := $(READER_VENV)/.installed
+S3_STAMP := $(S3_VENV)/.installed
 SPARK_DEFAULTS := $(VENV)/lib/python3.11/site-packages/pyspark/conf/spark-defaults.conf
 
 .PHONY: help setup metastore stop dist test test-slow test-all demo lint clean
 help:
 	@echo "make setup     create .venv (jobs), .venv-airflow (scheduler), .venv-reader (delta-rs),"
-	@echo "               fetch Delta and Derby jars, start the shared metastore server"
+	@echo "               .venv-s3 (a test S3 server), fetch Delta and Derby jars, start the"
+	@echo "               shared metastore server"
 	@echo "make stop      stop the metastore server and the SQL server"
 	@echo "make dist      build dist/*.whl.zip, the project for spark-submit --py-files"
 	@echo "make test      setup, then the default test suite (slow tests excluded)"
@@ -44,7 +48,7 @@ help:
 
 CHROMIUM := /usr/bin/chromium
 
-setup: $(JOB_STAMP) $(AIRFLOW_STAMP) $(READER_STAMP) $(JARS_STAMP) $(SPARK_DEFAULTS) $(CHROMIUM) metastore
+setup: $(JOB_STAMP) $(AIRFLOW_STAMP) $(READER_STAMP) $(S3_STAMP) $(JARS_STAMP) $(SPARK_DEFAULTS) $(CHROMIUM) metastore
 
 # Headless Chromium renders the QA report in its test (Debian's package; needs root once).
 $(CHROMIUM):
@@ -80,6 +84,14 @@ $(READER_STAMP): constraints/reader.txt
 	test -x $(READER_VENV)/bin/python || $(PYTHON) -m venv $(READER_VENV)
 	$(READER_VENV)/bin/pip install --quiet --upgrade pip
 	$(READER_VENV)/bin/pip install --quiet -c constraints/reader.txt deltalake pyarrow
+	touch $@
+
+# moto's S3 server, for the test that reads models and index builds from s3:// (boto3 needs
+# python-dateutil < 3, the job venv pins 4.0.0, so the server gets a venv of its own).
+$(S3_STAMP): constraints/s3.txt
+	test -x $(S3_VENV)/bin/python || $(PYTHON) -m venv $(S3_VENV)
+	$(S3_VENV)/bin/pip install --quiet --upgrade pip
+	$(S3_VENV)/bin/pip install --quiet -c constraints/s3.txt $(S3_REQUIREMENTS)
 	touch $@
 
 # Derby's network server and client driver (the rest of Derby ships in pyspark's jars).

@@ -13,7 +13,13 @@ from jobs import train
 from notellm2_udf.errors import JobInputError
 from notellm2_udf.index.layout import local_build_dir, read_manifest
 from notellm2_udf.pipeline.model_dir import check_model_dir
-from notellm2_udf.spark.remote_files import absolute_location, fetch, is_remote, list_files
+from notellm2_udf.spark.remote_files import (
+    absolute_location,
+    default_keep,
+    fetch,
+    is_remote,
+    list_files,
+)
 
 
 @pytest.fixture
@@ -87,6 +93,85 @@ def test_concurrent_workers_copy_once(model_dir, tmp_path):
         (str(cache / results[0][0].rsplit("/", 1)[1]), 3_000_000)}
     assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == \
         [Path(results[0][0]).name]  # no temporary directory left behind
+
+
+def _new_version(model_dir: Path, size: int) -> None:
+    (model_dir / "model.safetensors").write_bytes(b"\x03" * size)
+
+
+def _fetch_in_a_process_that_exits(uri: str, cache: Path, keep: int, **kwargs) -> str:
+    """The name of the copy, fetched by a process that then exits (releasing its hold)."""
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        kwargs.update(cache_dir=cache, keep=keep)
+        return Path(pool.apply(fetch, (uri,), kwargs)[0]).name
+
+
+def _hold_in_a_process(uri: str, cache: Path, fetched, release) -> None:
+    fetch(uri, cache_dir=cache)
+    fetched.set()
+    release.wait(60)
+
+
+def _cached(cache: Path) -> set[str]:
+    return {p.name for p in cache.iterdir()}
+
+
+def test_the_cache_keeps_the_most_recently_used_copies(model_dir, tmp_path):
+    cache, uri = tmp_path / "cache", model_dir.as_uri()
+    for version in ("a", "b", "a"):  # a is used again after b
+        _fetch_in_a_process_that_exits(uri, cache, keep=2, version=version)
+    assert _cached(cache) == {"m1-a", ".m1-a.lock", "m1-b", ".m1-b.lock"}
+    _fetch_in_a_process_that_exits(uri, cache, keep=2, version="c")
+    assert _cached(cache) == {"m1-a", ".m1-a.lock", "m1-c", ".m1-c.lock"}
+    assert (cache / "m1-a" / "model.safetensors").stat().st_size == 3_000_000
+
+
+def test_a_copy_in_use_is_never_pruned(model_dir, tmp_path):
+    cache, uri = tmp_path / "cache", model_dir.as_uri()
+    context = multiprocessing.get_context("fork")
+    fetched, release = context.Event(), context.Event()
+    holder = context.Process(target=_hold_in_a_process, args=(uri, cache, fetched, release))
+    holder.start()
+    assert fetched.wait(60)
+    (held,) = {p.name for p in cache.iterdir() if not p.name.startswith(".")}
+
+    _new_version(model_dir, 12)
+    second = _fetch_in_a_process_that_exits(uri, cache, keep=1)
+    assert _cached(cache) == {held, f".{held}.lock", second, f".{second}.lock"}
+
+    release.set()
+    holder.join(60)
+    _new_version(model_dir, 13)
+    third, copied = fetch(uri, cache_dir=cache, keep=1)  # this process holds it from now on
+    assert copied and _cached(cache) == {third.name, f".{third.name}.lock"}
+    assert (third / "model.safetensors").read_bytes() == b"\x03" * 13
+
+    _new_version(model_dir, 14)
+    fourth = _fetch_in_a_process_that_exits(uri, cache, keep=1)
+    assert _cached(cache) == {third.name, f".{third.name}.lock", fourth, f".{fourth}.lock"}
+
+
+def test_a_killed_copy_is_cleaned_up_by_the_next_prune(model_dir, tmp_path):
+    cache, uri = tmp_path / "cache", model_dir.as_uri()
+    (cache / ".m1-a.x7k2q9" / "tokenizer").mkdir(parents=True)  # as mkdtemp names it
+    (cache / ".m1-a.x7k2q9" / "model.safetensors").write_bytes(b"\x01" * 1000)
+    _fetch_in_a_process_that_exits(uri, cache, keep=4, version="b")
+    assert _cached(cache) == {"m1-b", ".m1-b.lock"}
+
+    hidden = model_dir.parent / ".m2"  # its copy must not look like a temporary directory
+    model_dir.rename(hidden)
+    assert fetch(hidden.as_uri(), cache_dir=cache, version="c")[0].name == "m2-c"
+
+
+def test_the_number_of_copies_kept_is_checked(model_dir, tmp_path, monkeypatch):
+    assert default_keep() == 4
+    monkeypatch.setenv("NOTELLM2_CACHE_KEEP", "2")
+    assert default_keep() == 2
+    monkeypatch.setenv("NOTELLM2_CACHE_KEEP", "two")
+    with pytest.raises(JobInputError, match="NOTELLM2_CACHE_KEEP must be a whole number"):
+        fetch(model_dir.as_uri(), cache_dir=tmp_path / "cache")
+    with pytest.raises(JobInputError, match="must keep at least 1 copy, not 0"):
+        fetch(model_dir.as_uri(), cache_dir=tmp_path / "cache", keep=0)
 
 
 def test_model_check_reads_a_uri(model_dir, tmp_path):
