@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
-from notellm2_udf.evaluation.ranking import RankingSettings, partner_ranks
-from notellm2_udf.evaluation.recall import length_subsets, pair_kind_recalls, recall_at
+from notellm2_udf.evaluation.ranking import SET_COLUMN, RankingSettings, partner_ranks
+from notellm2_udf.evaluation.recall import length_subsets, pair_kind_recalls, recall_by_set
 from notellm2_udf.evaluation.selection import select_test_pairs_df
 
 
@@ -29,11 +30,12 @@ def evaluate_embeddings(pair_sets: dict[str, DataFrame], embeddings_df: DataFram
                         ks: Sequence[int], settings: RankingSettings
                         ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """(Recall@K of the test pairs, {subset: Recall@K}): the length subsets ranked in their
-    own pools, the pair-kind subsets (sample data) among the test pairs' ranks.
+    own pools (all sets in one pass), the pair-kind subsets (sample data) among the test
+    pairs' ranks.
     embeddings_df: note_id, embedding (null when the note could not be encoded) of every
     held-out note."""
-    ranked_df = partner_ranks(pair_sets["all"], embeddings_df, settings).localCheckpoint()
-    subsets = {name: recall_at(partner_ranks(df, embeddings_df, settings), ks)
-               for name, df in pair_sets.items() if name != "all"}
-    subsets.update(pair_kind_recalls(ranked_df, ks))
-    return recall_at(ranked_df, ks), subsets
+    ranked_df = partner_ranks(pair_sets, embeddings_df, settings).localCheckpoint()
+    recalls = recall_by_set(ranked_df, list(pair_sets), ks)
+    subsets = {name: recalls[name] for name in pair_sets if name != "all"}
+    subsets.update(pair_kind_recalls(ranked_df.where(F.col(SET_COLUMN) == "all"), ks))
+    return recalls["all"], subsets

@@ -36,11 +36,14 @@ def select_test_pairs(pairs_pdf: pd.DataFrame) -> pd.DataFrame:
     return ordered.loc[keep].reset_index(drop=True)
 
 
-def recall_at(ranked_df: DataFrame, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
-    """{"recall@K": share of the pairs whose `rank` (null: a miss) is below K}; NaN without
-    pairs."""
-    row = ranked_df.agg(*hit_counts(ks)).first()
-    return recalls_of(row.asDict(), ks)
+def recall_by_set(ranked_df: DataFrame, names: Sequence[str],
+                  ks: Sequence[int] = DEFAULT_KS) -> dict[str, dict[str, float]]:
+    """{test_set: {"recall@K": share of its pairs whose `rank` (null: a miss) is below K}}
+    for each of `names`; NaN for a set without pairs."""
+    # Bounded: one row per test-pair set.
+    rows = ranked_df.groupBy("test_set").agg(*hit_counts(ks)).collect()
+    counts = {row["test_set"]: row.asDict() for row in rows}
+    return {name: recalls_of(counts.get(name, {"pairs": 0}), ks) for name in names}
 
 
 def pair_kind_recalls(ranked_df: DataFrame, ks: Sequence[int]) -> dict[str, dict[str, float]]:

@@ -7,11 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from notellm2_udf.evaluation.ranking import RankingSettings, at_least_partner, partner_ranks
+from notellm2_udf.evaluation.ranking import (
+    BlockExclusions,
+    RankingSettings,
+    at_least_partner,
+    partner_ranks,
+)
 from notellm2_udf.evaluation.recall import (
     length_subsets,
     pair_kind_recalls,
-    recall_at,
+    recall_by_set,
     select_test_pairs,
 )
 from notellm2_udf.evaluation.selection import select_test_pairs_df
@@ -70,7 +75,8 @@ def test_recall_on_a_hand_made_case(spark, block_rows):
     pairs_df = spark.createDataFrame(pd.DataFrame({
         "note_id": ["q1", "q2", "q3", "q4", "q1"],
         "related_note_id": ["p2", "p3", "p4", "p1", "p5"]}))
-    ranked_df = partner_ranks(pairs_df, unit_circle_embeddings(spark),
+    ranked_df = partner_ranks({"all": pairs_df, "none": pairs_df.limit(0)},
+                              unit_circle_embeddings(spark),
                               RankingSettings(block_rows=block_rows, chunk_rows=1))
     ranks = {(row.note_id, row.related_note_id): row["rank"] for row in ranked_df.collect()}
     # The pool: p1..p4 (q* are queries, p5 has no embedding).
@@ -79,9 +85,9 @@ def test_recall_on_a_hand_made_case(spark, block_rows):
     # q4 has no embedding, q1 -> p5 has none: misses.
     assert ranks == {("q1", "p2"): 1, ("q2", "p3"): 1, ("q3", "p4"): 0, ("q4", "p1"): None,
                      ("q1", "p5"): None}
-    assert recall_at(ranked_df, [1, 2, 10]) == {"recall@1": 0.2, "recall@2": 0.6,
-                                                "recall@10": 0.6}
-    assert math.isnan(recall_at(ranked_df.limit(0), [1])["recall@1"])
+    recalls = recall_by_set(ranked_df, ["all", "none"], [1, 2, 10])
+    assert recalls["all"] == {"recall@1": 0.2, "recall@2": 0.6, "recall@10": 0.6}
+    assert math.isnan(recalls["none"]["recall@1"])
 
 
 def test_length_subsets_select_their_own_pairs_for_queries_and_targets(spark):
@@ -118,27 +124,33 @@ def test_counts_do_not_depend_on_chunking(chunk_rows):
     scores = xq @ xb.T
     brute = [(row >= row[t]).sum() - 1 for row, t in zip(scores, target)]
     partner_scores = scores[np.arange(5), target]
-    assert at_least_partner(xq, xb, partner_scores, target, chunk_rows).tolist() == brute
+    excluded = BlockExclusions(np.zeros(5, np.int64), np.zeros(30, np.int64), target)
+    assert at_least_partner(xq, xb, partner_scores, excluded, chunk_rows).tolist() == brute
 
 
-def test_sharded_ranks_equal_brute_force(spark):
-    """Many blocks each way, duplicate vectors among the pool (exact ties): the same ranks
-    as one brute-force pass."""
+def test_sharded_ranks_equal_brute_force_in_each_sets_pool(spark):
+    """Many blocks each way, duplicate vectors among the pool (exact ties), two test-pair
+    sets with different queries ranked in one pass: the ranks of a brute-force pass over
+    each set's own pool (every note but its queries)."""
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(60, 4)).astype(np.float32)
-    vectors[40:50] = vectors[30]  # ten copies of the partner of query q0 -> ties
+    vectors[40:50] = vectors[30]  # ten copies of the partner of query n0 -> ties
     ids = [f"n{i}" for i in range(60)]
-    queries, partners = ids[:20], ids[30:50]
     embeddings_df = spark.createDataFrame([(i, v.tolist()) for i, v in zip(ids, vectors)],
                                           EMBEDDINGS_SCHEMA)
-    pairs_df = spark.createDataFrame(pd.DataFrame({"note_id": queries,
-                                                   "related_note_id": partners}))
-    ranked_df = partner_ranks(pairs_df, embeddings_df, RankingSettings(block_rows=7,
-                                                                       chunk_rows=3))
-    ranks = {row.note_id: row["rank"] for row in ranked_df.collect()}
-    xb = vectors[20:]  # the pool: every note but the queries
-    scores = vectors[:20].astype(np.float64) @ xb.astype(np.float64).T
-    brute = {q: int((row >= row[10 + i]).sum() - 1) for i, (q, row) in
-             enumerate(zip(queries, scores))}
+    sets = {"first": (list(range(20)), list(range(30, 50))),
+            "second": (list(range(10, 25)), list(range(35, 50)))}
+    pair_sets = {name: spark.createDataFrame(pd.DataFrame({
+        "note_id": [ids[i] for i in queries], "related_note_id": [ids[i] for i in partners]}))
+        for name, (queries, partners) in sets.items()}
+    ranked_df = partner_ranks(pair_sets, embeddings_df, RankingSettings(block_rows=7,
+                                                                        chunk_rows=3))
+    ranks = {(row.test_set, row.note_id): row["rank"] for row in ranked_df.collect()}
+    brute = {}
+    for name, (queries, partners) in sets.items():
+        pool = [i for i in range(60) if i not in queries]
+        scores = vectors[queries].astype(np.float64) @ vectors[pool].astype(np.float64).T
+        for q, p, row in zip(queries, partners, scores):
+            brute[(name, ids[q])] = int((row >= row[pool.index(p)]).sum() - 1)
     assert ranks == brute
-    assert ranks["n0"] >= 10
+    assert ranks[("first", "n0")] >= 10
