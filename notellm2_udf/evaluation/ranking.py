@@ -131,18 +131,19 @@ def inner_products(xq: np.ndarray, xb: np.ndarray) -> np.ndarray:
     return (xq.astype(np.float64) @ xb.astype(np.float64).T).astype(np.float32)
 
 
-@dataclass(frozen=True)
 class BlockExclusions:
     """What a query of a block does not count: its set's queries (bit `sets[i]` of the pool
     row's `query_of`) and its partner's own row (`partner_rows`, -1 when not in the block)."""
 
-    sets: np.ndarray
-    query_of: np.ndarray
-    partner_rows: np.ndarray
+    def __init__(self, sets: np.ndarray, query_of: np.ndarray, partner_rows: np.ndarray):
+        self.sets, self.partner_rows = sets, partner_rows
+        # One boolean row per set (a handful), so a chunk's mask is a gather, not shifts.
+        set_numbers = np.arange(int(sets.max()) + 1 if len(sets) else 1)
+        self.queries_of_set = ((query_of[None, :] >> set_numbers[:, None]) & 1).astype(bool)
 
     def mask(self, rows: np.ndarray) -> np.ndarray:
         """[len(rows), pool rows]: True where the query of each row does not count."""
-        excluded = ((self.query_of[None, :] >> self.sets[rows, None]) & 1).astype(bool)
+        excluded = self.queries_of_set[self.sets[rows]]
         own = np.flatnonzero(self.partner_rows[rows] >= 0)
         excluded[own, self.partner_rows[rows][own]] = True
         return excluded
