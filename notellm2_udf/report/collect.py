@@ -75,6 +75,7 @@ def score_histogram(related_df: DataFrame,
         return []
     index = F.least(((score - F.lit(low)) / F.lit(bin_width(low, high, bins))).cast("int"),
                     F.lit(bins - 1))
+    # Bounded: one row per bin.
     counts = dict(related_df.where(score.isNotNull()).groupBy(index).count().collect())
     return histogram_from_counts(low, high, counts, bins)
 
