@@ -58,7 +58,11 @@ def make_rank_converters(numbered_df, processes: int, cache_dir_url: str) -> lis
     for rank in range(processes):
         rank_df = (numbered_df.where(numbered_df["rank"] == rank).select(*columns)
                    .repartitionByRange(files, "position").sortWithinPartitions("position"))
-        converters.append(make_spark_converter(rank_df))
+        converter = make_spark_converter(rank_df)
+        # petastorm reads the files in the order it listed them (the file system's); by name
+        # they are in `position` order (part-00000 holds the first range).
+        converter.file_urls = sorted(converter.file_urls)
+        converters.append(converter)
     return converters
 
 
