@@ -24,21 +24,15 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import pandas as pd
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from notellm2_udf.errors import JobInputError
 from notellm2_udf.evaluation.metrics_report import INPUT_TITLES, write_report
-from notellm2_udf.evaluation.recall import (
-    DEFAULT_KS,
-    length_subsets,
-    pair_kind_subsets,
-    partner_ranks,
-    recall_at,
-    retrieval_arrays,
-    select_test_pairs,
-)
+from notellm2_udf.evaluation.protocol import evaluate_embeddings, test_pair_sets
+from notellm2_udf.evaluation.ranking import RankingSettings
+from notellm2_udf.evaluation.recall import DEFAULT_KS
 from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
 from notellm2_udf.model.version import model_version
 from notellm2_udf.pipeline.embedding import encode_notes
@@ -69,6 +63,7 @@ class EvaluateSettings:
     holdout_days: int = 1
     held_out_from: str | None = None
     all_pairs: bool = False
+    ranking: RankingSettings = RankingSettings()
 
 
 # How each input kind feeds a note without a usable image (overriding the checkpoint's).
@@ -131,42 +126,36 @@ def run(spark: SparkSession, settings: EvaluateSettings, summary: JobSummary) ->
                         .distinct())
     notes_df = split_duplicates(notes_df.join(pair_note_ids_df, "note_id", "left_semi")
                                 .select(*NOTE_COLUMNS))[0].cache()
-    # NOT bounded by a setting: every test note's length and every held-out pair reach the
-    # driver (ranking below is numpy on the driver too). Moving this into executors is
-    # issue 17 ("no unbounded collect on any driver").
-    chars_pdf = text_lengths(notes_df).toPandas()
-    held_out_pairs_pdf = test_pairs_df.toPandas()
-    pairs_pdf = present_pairs(held_out_pairs_pdf, set(chars_pdf["note_id"]))
-    test_pairs_pdf = select_test_pairs(pairs_pdf)
-    if test_pairs_pdf.empty:
+    ranking = settings.ranking
+    pair_sets = test_pair_sets(present_pairs(test_pairs_df, notes_df), text_lengths(notes_df),
+                               ranking)
+    counts = {name: pair_set_df.count() for name, pair_set_df in pair_sets.items()}
+    if not counts["all"]:
         raise JobInputError(f"no test pairs{f' from {held_out_from}' if held_out_from else ''} "
                             "with both notes present")
-    subset_pairs = length_subsets(pairs_pdf, dict(zip(chars_pdf["note_id"], chars_pdf["chars"])))
     ks = list(settings.ks)
 
     metrics: dict = {"subsets": {}}
     for inputs in settings.inputs:
         encoder_settings = EncoderSettings(settings.model, settings.max_image_pixels,
                                            missing_image=MISSING_IMAGE_OF_INPUTS.get(inputs))
-        embeddings_pdf = (encode_notes(with_inputs(notes_df, inputs), encoder_settings)
-                          .select("note_id", "embedding").toPandas())
-        ranks = partner_ranks(*retrieval_arrays(test_pairs_pdf, embeddings_pdf))
-        metrics[inputs] = recall_at(ranks, ks)
-        metrics["subsets"][inputs] = {
-            name: recall_at(partner_ranks(*retrieval_arrays(subset_pdf, embeddings_pdf)), ks)
-            for name, subset_pdf in subset_pairs.items()}
-        metrics["subsets"][inputs].update({name: recall_at(ranks[mask], ks) for name, mask
-                                           in pair_kind_subsets(test_pairs_pdf).items()})
+        # Kept on executors (memory, then disk): every test-pair set is ranked against it.
+        embeddings_df = (encode_notes(with_inputs(notes_df, inputs), encoder_settings)
+                         .select("note_id", "embedding").persist(StorageLevel.MEMORY_AND_DISK))
+        metrics[inputs], metrics["subsets"][inputs] = evaluate_embeddings(
+            pair_sets, embeddings_df, ks, ranking)
+        embeddings_df.unpersist()
         top_k = f"recall@{ks[-1]}"
         summary.add(f"{inputs}_{top_k}", round(metrics[inputs][top_k], 4))
-    metrics["counts"] = {"test_pairs": len(test_pairs_pdf), "test_notes": len(chars_pdf),
-                         "pool": len(chars_pdf) - len(test_pairs_pdf),
-                         **{name: len(pdf) for name, pdf in subset_pairs.items()}}
+    test_notes = notes_df.count()
+    metrics["counts"] = {"test_pairs": counts["all"], "test_notes": test_notes,
+                         "pool": test_notes - counts["all"],
+                         **{name: count for name, count in counts.items() if name != "all"}}
     metrics["model_version"] = model_version(settings.model)
     metrics["held_out_from"] = held_out_from
     write_report(settings.report, metrics)
     summary.add("held_out_from", held_out_from)
-    summary.add("test_pairs", len(test_pairs_pdf))
+    summary.add("test_pairs", counts["all"])
 
 
 def with_inputs(notes_df: DataFrame, inputs: str) -> DataFrame:
@@ -184,16 +173,12 @@ def text_lengths(notes_df: DataFrame) -> DataFrame:
                                        F.length(F.coalesce("content", F.lit("")))).alias("chars"))
 
 
-def present_pairs(held_out_pairs_pdf: pd.DataFrame, note_ids: set[str]) -> pd.DataFrame:
+def present_pairs(held_out_pairs_df: DataFrame, notes_df: DataFrame) -> DataFrame:
     """The held-out pairs whose two notes are in the notes table."""
-    present = (held_out_pairs_pdf["note_id"].isin(note_ids)
-               & held_out_pairs_pdf["related_note_id"].isin(note_ids))
-    return held_out_pairs_pdf[present]
-
-
-def test_pairs(held_out_pairs_pdf: pd.DataFrame, note_ids: set[str]) -> pd.DataFrame:
-    """The evaluation pairs: both notes in the notes table, each note once."""
-    return select_test_pairs(present_pairs(held_out_pairs_pdf, note_ids))
+    note_ids_df = notes_df.select("note_id")
+    return (held_out_pairs_df.join(note_ids_df, "note_id", "left_semi")
+            .join(note_ids_df.withColumnRenamed("note_id", "related_note_id"),
+                  "related_note_id", "left_semi"))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from notellm2_udf.errors import JobInputError
 from notellm2_udf.pipeline.model_dir import check_model_dir
@@ -49,9 +49,8 @@ from notellm2_udf.training.loop import LR_SCHEDULES, TrainPlan, TrainSettings
 from notellm2_udf.training.pairs import (
     held_out_start,
     split_by_date,
-    undirected_pairs,
+    undirected_rows,
     validation_start,
-    with_notes,
 )
 from notellm2_udf.training.state import latest_checkpoint, read_step
 from schemas import NOTES, RELATED_PAIRS
@@ -185,9 +184,9 @@ def run(spark: SparkSession, settings: TrainJobSettings, summary: JobSummary) ->
     if settings.validation_days:
         validation_from = validation_start(train_pairs_df, settings.validation_days)
         train_pairs_df, validation_pairs_df = split_by_date(train_pairs_df, validation_from)
-        validation_rows_df = with_notes(undirected_pairs(validation_pairs_df),
-                                        unique_notes_df).cache()
-    pair_rows_df = with_notes(undirected_pairs(train_pairs_df), unique_notes_df).cache()
+        validation_rows_df = pair_rows(validation_pairs_df, unique_notes_df, "validation",
+                                       summary)
+    pair_rows_df = pair_rows(train_pairs_df, unique_notes_df, "train", summary)
 
     global_batch = training.batch_pairs * settings.num_processes
     first_unused = validation_from or held_out_from
@@ -225,6 +224,16 @@ def run(spark: SparkSession, settings: TrainJobSettings, summary: JobSummary) ->
     summary.add("steps_per_epoch", steps_per_epoch)
     for key, value in result.items():
         summary.add(key, value)
+
+
+def pair_rows(pairs_df: DataFrame, notes_df: DataFrame, purpose: str,
+              summary: JobSummary) -> DataFrame:
+    """The pairs as training rows (cached); the pairs dropped for a missing note are logged
+    and counted in the summary as <purpose>_pairs_without_notes."""
+    rows_df, dropped = undirected_rows(pairs_df, notes_df)
+    log.info("%s: %d pair(s) dropped, a note missing from the notes table", purpose, dropped)
+    summary.add(f"{purpose}_pairs_without_notes", dropped)
+    return rows_df
 
 
 if __name__ == "__main__":

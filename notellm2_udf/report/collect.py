@@ -6,10 +6,12 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from notellm2_udf.report.content import (
+    HISTOGRAM_BINS,
     NoteCard,
     QueryPanel,
     ReportData,
-    histogram_bins,
+    bin_width,
+    histogram_from_counts,
     thumbnail_data_uri,
 )
 
@@ -36,8 +38,7 @@ def collect_report_data(spark: SparkSession, database: str, day: str, *, samples
                            .agg(F.count(F.lit(1)).alias("errors")).orderBy("dt", "stage")),
         error_examples=_rows(tables["embedding_errors"].where(F.col("dt") == day)
                              .orderBy("stage", "note_id").limit(ERROR_EXAMPLES)),
-        histogram=histogram_bins([row[0] for row in related_day_df.select(
-            F.col("score").cast("double")).collect()]),
+        histogram=score_histogram(related_day_df),
         panels=query_panels(tables["notes"], related_day_df, samples=samples, top=top,
                             seed=seed, thumb_px=thumb_px),
     )
@@ -62,6 +63,21 @@ def day_counts(notes_df: DataFrame, embeddings_df: DataFrame, errors_df: DataFra
     for counts_df in per_day[1:]:
         joined_df = joined_df.join(counts_df, "dt", "full_outer")
     return _rows(joined_df.na.fill(0).orderBy("dt"))
+
+
+def score_histogram(related_df: DataFrame,
+                    bins: int = HISTOGRAM_BINS) -> list[tuple[float, float, int]]:
+    """Equal-width bins over [min, max] of the scores: (low, high, count). Two Spark
+    aggregations; only the min, the max and one count per bin reach the driver."""
+    score = F.col("score").cast("double")
+    low, high = related_df.agg(F.min(score), F.max(score)).first()
+    if low is None:
+        return []
+    index = F.least(((score - F.lit(low)) / F.lit(bin_width(low, high, bins))).cast("int"),
+                    F.lit(bins - 1))
+    # Bounded: one row per bin.
+    counts = dict(related_df.where(score.isNotNull()).groupBy(index).count().collect())
+    return histogram_from_counts(low, high, counts, bins)
 
 
 def query_panels(notes_df: DataFrame, related_day_df: DataFrame, *, samples: int, top: int,

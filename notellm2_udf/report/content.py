@@ -55,14 +55,13 @@ def thumbnail_data_uri(image: bytes | None, px: int) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def histogram_bins(scores: list[float],
-                   bins: int = HISTOGRAM_BINS) -> list[tuple[float, float, int]]:
-    """Equal-width bins over [min, max] of the scores: (low, high, count)."""
-    if not scores:
-        return []
-    low, high = min(scores), max(scores)
-    width = (high - low) / bins or 1.0
-    counts = [0] * bins
-    for score in scores:
-        counts[min(int((score - low) / width), bins - 1)] += 1
-    return [(low + i * width, low + (i + 1) * width, count) for i, count in enumerate(counts)]
+def bin_width(low: float, high: float, bins: int = HISTOGRAM_BINS) -> float:
+    """The width of `bins` equal bins over [low, high] (1.0 when all scores are equal)."""
+    return (high - low) / bins or 1.0
+
+
+def histogram_from_counts(low: float, high: float, counts: dict[int, int],
+                          bins: int = HISTOGRAM_BINS) -> list[tuple[float, float, int]]:
+    """(low, high, count) per bin, from the count of each bin index (absent: 0)."""
+    width = bin_width(low, high, bins)
+    return [(low + i * width, low + (i + 1) * width, counts.get(i, 0)) for i in range(bins)]

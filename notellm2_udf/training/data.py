@@ -4,9 +4,10 @@
 Petastorm's torch loader collates numeric arrays only, so images are decoded and notes
 tokenised inside the TransformSpec function, on the loader's worker thread, into fixed-shape
 arrays: each row is one pair, every field has a leading axis of 2 (first note, partner).
-Determinism: each process reads its own single-file dataset in order (no row-group shuffle,
-no shuffling queue, one reader worker by default), so a run's batches depend only on the
-Spark-side numbering (pairs.number_epoch). Replacing petastorm touches this file only.
+Determinism: each process reads its own dataset in order (files of ascending `position`
+ranges, read in name order: no row-group shuffle, no shuffling queue, one reader worker by
+default), so a run's batches depend only on the Spark-side numbering (pairs.number_epoch).
+Replacing petastorm touches this file only.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class LoaderSettings:
 
 
 def make_rank_converters(numbered_df, processes: int, cache_dir_url: str) -> list:
-    """One petastorm converter per process, each a single Parquet file in `position` order.
+    """One petastorm converter per process, each Parquet files of `position` ranges in
+    file-name order, written in parallel (one per core of the cluster).
 
     Runs on the driver (it writes through Spark). `cache_dir_url` is a directory URL that
     every training process can read (file:///... locally, a shared store on a cluster).
@@ -51,11 +53,16 @@ def make_rank_converters(numbered_df, processes: int, cache_dir_url: str) -> lis
     spark = numbered_df.sparkSession
     spark.conf.set(SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF, cache_dir_url)
     columns = ["position"] + [f"{side}_{name}" for side in SIDES for name in NOTE_FIELDS]
+    files = spark.sparkContext.defaultParallelism
     converters = []
     for rank in range(processes):
         rank_df = (numbered_df.where(numbered_df["rank"] == rank).select(*columns)
-                   .repartition(1).sortWithinPartitions("position"))
-        converters.append(make_spark_converter(rank_df))
+                   .repartitionByRange(files, "position").sortWithinPartitions("position"))
+        converter = make_spark_converter(rank_df)
+        # petastorm reads the files in the order it listed them (the file system's); by name
+        # they are in `position` order (part-00000 holds the first range).
+        converter.file_urls = sorted(converter.file_urls)
+        converters.append(converter)
     return converters
 
 

@@ -77,6 +77,14 @@ def with_notes(pairs_df: DataFrame, notes_df: DataFrame) -> DataFrame:
     return result_df.drop("note_id", "related_note_id")
 
 
+def undirected_rows(pairs_df: DataFrame, notes_df: DataFrame) -> tuple[DataFrame, int]:
+    """(with_notes of the undirected pairs, cached; how many of those pairs it dropped for a
+    note missing from `notes_df`)."""
+    undirected_df = undirected_pairs(pairs_df)
+    rows_df = with_notes(undirected_df, notes_df).cache()
+    return rows_df, undirected_df.count() - rows_df.count()
+
+
 def number_epoch(pair_rows_df: DataFrame, *, seed: int, epoch: int, batch_pairs: int,
                  processes: int) -> DataFrame:
     """Adds `position` (the pair's place in this epoch's seeded order), `step` and `rank` (the
@@ -87,15 +95,37 @@ def number_epoch(pair_rows_df: DataFrame, *, seed: int, epoch: int, batch_pairs:
     therefore sees exactly the same global batches.
     """
     global_batch = batch_pairs * processes
-    key = F.xxhash64(F.lit(seed), F.lit(epoch), "a_note_id", "b_note_id")
-    # The numbering needs one global order; number the ids only, not the rows with images.
-    order_df = (pair_rows_df.select("a_note_id", "b_note_id").withColumn("_key", key)
-                .withColumn("position", F.row_number().over(
-                    Window.orderBy("_key", "a_note_id", "b_note_id")) - 1)
-                .drop("_key"))
+    order_df = seeded_positions(pair_rows_df, seed=seed, epoch=epoch)
     total = order_df.count()
     usable = total - total % global_batch
     return (pair_rows_df.join(order_df.where(F.col("position") < usable),
                               ["a_note_id", "b_note_id"])
             .withColumn("step", (F.col("position") / global_batch).cast("long"))
             .withColumn("rank", ((F.col("position") % global_batch) / batch_pairs).cast("int")))
+
+
+def seeded_positions(pair_rows_df: DataFrame, *, seed: int, epoch: int) -> DataFrame:
+    """a_note_id, b_note_id, position: the pair's place in the order of a seeded hash (ties
+    by ids), numbered like zipWithIndex: a range-partitioned sort in parallel, then each
+    partition's offset from the sizes of the partitions before it.
+
+    Only the ids are numbered, not the rows with images. The sorted ids are checkpointed so
+    that the sizes and the rows numbered come from one and the same partitioning."""
+    key = F.xxhash64(F.lit(seed), F.lit(epoch), "a_note_id", "b_note_id")
+    sorted_df = (pair_rows_df.select("a_note_id", "b_note_id").withColumn("_key", key)
+                 .orderBy("_key", "a_note_id", "b_note_id")
+                 .select("a_note_id", "b_note_id", F.spark_partition_id().alias("_part"),
+                         F.monotonically_increasing_id().alias("_id"))
+                 .localCheckpoint())
+    # Bounded: one row per partition of the sort (spark.sql.shuffle.partitions at most).
+    sizes = dict(sorted_df.groupBy("_part").count().collect())
+    offsets, start = [], 0
+    for part in sorted(sizes):
+        offsets += [F.lit(part), F.lit(start)]
+        start += sizes[part]
+    # monotonically_increasing_id: the partition index in the upper 31 bits, the row's
+    # index within the partition in the lower 33.
+    in_partition = F.col("_id") - F.shiftleft(F.col("_part").cast("long"), 33)
+    offset = F.element_at(F.create_map(*offsets), F.col("_part")) if offsets else F.lit(0)
+    return sorted_df.select("a_note_id", "b_note_id",
+                            (offset + in_partition).alias("position"))

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from jobs import evaluate
+from notellm2_udf.evaluation.recall import select_test_pairs
 from schemas import NOTES
 
 
@@ -46,7 +47,9 @@ def test_evaluate_job_writes_the_report(spark, tiny_model_dir, sample_locations,
     has_image = dict(zip(notes["note_id"], notes["image"].notna()))
     has_text = dict(zip(notes["note_id"], notes["title"].fillna("").str.len() > 0))
     pairs = spark.read.format("delta").load(pairs_uri).where("dt = '2026-11-21'").toPandas()
-    test_pairs = evaluate.test_pairs(pairs, set(notes["note_id"]))
+    present = pairs["note_id"].isin(notes["note_id"]) & pairs["related_note_id"].isin(
+        notes["note_id"])
+    test_pairs = select_test_pairs(pairs[present])
     assert metrics["counts"]["test_pairs"] == len(test_pairs)
 
     def both(flags):

@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from notellm2_udf.report.collect import collect_report_data
+from notellm2_udf.report.collect import collect_report_data, score_histogram
 from notellm2_udf.report.content import (
     NoteCard,
     QueryPanel,
     ReportData,
-    histogram_bins,
     thumbnail_data_uri,
 )
 from notellm2_udf.report.html import render_report
@@ -52,12 +51,16 @@ def test_thumbnails_are_small_jpegs_and_bad_images_have_none():
     assert thumbnail_data_uri(b"\x89PNG not really", 96) is None
 
 
-def test_histogram_bins_cover_every_score_once():
-    bins = histogram_bins([0.1, 0.2, 0.2, 0.9, 0.5], bins=4)
+def test_histogram_bins_cover_every_score_once(spark):
+    def histogram(scores, bins):
+        return score_histogram(spark.createDataFrame([(s,) for s in scores], "score float"),
+                               bins)
+
+    bins = histogram([0.1, 0.2, 0.2, 0.9, 0.5, None], bins=4)
     assert [count for *_, count in bins] == [3, 0, 1, 1]
     assert bins[0][0] == pytest.approx(0.1) and bins[-1][1] == pytest.approx(0.9)
-    assert histogram_bins([0.3, 0.3], bins=2) == [(0.3, 1.3, 2), (1.3, 2.3, 0)]
-    assert histogram_bins([]) == []
+    assert histogram([0.5, 0.5], bins=2) == [(0.5, 1.5, 2), (1.5, 2.5, 0)]
+    assert histogram([], bins=2) == []
 
 
 def _hostile_data() -> ReportData:
@@ -67,7 +70,7 @@ def _hostile_data() -> ReportData:
                       day_counts=[{"dt": DAY, "notes": 6, "note": "<i>x</i>"}],
                       error_counts=[{"dt": DAY, "stage": "image", "errors": 1}],
                       error_examples=[{"note_id": "n", "error": "<script>alert(2)</script>"}],
-                      histogram=histogram_bins([0.5, 0.7, 0.9]),
+                      histogram=[(0.5, 0.7, 1), (0.7, 0.9, 2)],
                       panels=[QueryPanel(card, related)])
 
 

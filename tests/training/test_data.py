@@ -6,12 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from pyspark.sql import Window
+from pyspark.sql import functions as F
 
 from notellm2_udf.training.pairs import (
     first_held_out_day,
     number_epoch,
     split_by_date,
     undirected_pairs,
+    undirected_rows,
     with_notes,
 )
 
@@ -56,6 +59,14 @@ def test_with_notes_attaches_both_notes(spark):
         "a", "A", ["t1", "t2"], b"\x01")
     assert (row.b_note_id, row.b_title, row.b_content, row.b_topics, row.b_image) == (
         "b", "B", None, None, None)
+    # The same pairs both ways round and a self-pair: one undirected pair has its notes,
+    # (a, zz) and (zz, b) have not.
+    pairs_df = _pairs_df(spark, [("a", "b", 1.0, "d", "text"), ("b", "a", 0.5, "d", "text"),
+                                 ("a", "zz", 1.0, "d", "text"), ("zz", "b", 1.0, "d", "text"),
+                                 ("a", "a", 1.0, "d", "text")])
+    rows_df, dropped = undirected_rows(pairs_df, notes_df)
+    assert [(r.a_note_id, r.b_note_id) for r in rows_df.collect()] == [("a", "b")]
+    assert dropped == 2
 
 
 def test_number_epoch_lays_out_global_batches(pair_rows_df):
@@ -73,6 +84,20 @@ def test_number_epoch_lays_out_global_batches(pair_rows_df):
 
     assert order(again) == order(numbered)
     assert order(other_epoch) != order(numbered)
+
+
+def test_number_epoch_numbers_as_one_global_window_did(pair_rows_df):
+    """The positions of the partitioned numbering are those of a row_number over the whole
+    seeded order (the numbering before issue 17, in one task)."""
+    key = F.xxhash64(F.lit(0), F.lit(1), "a_note_id", "b_note_id")
+    window = Window.orderBy(key, "a_note_id", "b_note_id")
+    expected = (pair_rows_df.select("a_note_id", "b_note_id",
+                                    (F.row_number().over(window) - 1).alias("position"))
+                .toPandas().sort_values("position").reset_index(drop=True))
+    numbered = (number_epoch(pair_rows_df, seed=0, epoch=1, batch_pairs=1, processes=1)
+                .select("a_note_id", "b_note_id", "position").toPandas()
+                .sort_values("position").reset_index(drop=True))
+    pd.testing.assert_frame_equal(numbered, expected, check_dtype=False)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +123,7 @@ def test_petastorm_loader_yields_each_ranks_pairs_in_order_as_model_inputs(
     assert [b["position"].tolist() for b in batches] == [
         list(group) for group in np.split(expected["position"].to_numpy(), len(batches))]
     assert len(batches) == len(numbered) // 6
+
 
     # The second batch as the model gets it: 3 first notes, then their 3 partners.
     rows = expected.iloc[3:6]
@@ -129,3 +155,19 @@ def test_image_flips_are_seeded_per_note(rank_converters, tiny_model_dir):
                 for f, p in zip(flipped, plain)]
     untouched = [torch.equal(f, p) for f, p in zip(flipped, plain)]
     assert all(m or u for m, u in zip(mirrored, untouched)) and any(mirrored)
+
+
+def test_each_rank_is_written_as_several_files_of_its_pairs_in_order(rank_converters):
+    import pyarrow.parquet as pq
+
+    numbered, converters = rank_converters
+    for rank, converter in enumerate(converters):
+        # In the order the loader reads them.
+        paths = [url.removeprefix("file://") for url in converter.file_urls]
+        assert len(paths) > 1  # written in parallel, not by one task
+        stored = pd.concat([pq.read_table(path).to_pandas() for path in paths])
+        expected = numbered[numbered["rank"] == rank].sort_values("position")
+        assert stored["position"].tolist() == expected["position"].tolist()
+        pd.testing.assert_frame_equal(
+            stored.reset_index(drop=True),
+            expected[list(stored.columns)].reset_index(drop=True), check_dtype=False)
