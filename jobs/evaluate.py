@@ -1,6 +1,6 @@
 """Evaluate a NoteLLM-2 checkpoint on held-out related pairs: Recall@K, subsets, modality ablation.
 
-    spark-submit jobs/evaluate.py --pairs URI --notes URI --model DIR --report DIR \
+    spark-submit jobs/evaluate.py --pairs URI --notes URI --model DIR_OR_URI --report DIR \
         [--ks 10,20,50,100,1000] [--inputs full,image,text,text_no_image] \
         [--holdout-days 1 | --held-out-from yyyy-MM-dd | --all-pairs] [--max-image-pixels N]
 
@@ -34,9 +34,8 @@ from notellm2_udf.evaluation.protocol import evaluate_embeddings, test_pair_sets
 from notellm2_udf.evaluation.ranking import RankingSettings
 from notellm2_udf.evaluation.recall import DEFAULT_KS
 from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
-from notellm2_udf.model.version import model_version
 from notellm2_udf.pipeline.embedding import encode_notes
-from notellm2_udf.pipeline.model_dir import check_model_dir
+from notellm2_udf.pipeline.model_dir import pin_model
 from notellm2_udf.pipeline.notes import NOTE_COLUMNS, split_duplicates
 from notellm2_udf.spark.embed_udf import EncoderSettings
 from notellm2_udf.spark.job_args import add_held_out_arguments, comma_list, positive_int_arg
@@ -112,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(spark: SparkSession, settings: EvaluateSettings, summary: JobSummary) -> None:
     """Encode the test pairs' notes once per input kind, rank, write the report."""
-    check_model_dir(settings.model)
+    # Resolved once on the driver: a local path or any URI the executors' cache copies.
+    pinned = pin_model(model_dir=settings.model, models_root=None, day="")
     pairs_df = read_table(spark, settings.pairs, RELATED_PAIRS)
     notes_df = read_table(spark, settings.notes, NOTES)
     if settings.all_pairs:
@@ -137,7 +137,7 @@ def run(spark: SparkSession, settings: EvaluateSettings, summary: JobSummary) ->
 
     metrics: dict = {"subsets": {}}
     for inputs in settings.inputs:
-        encoder_settings = EncoderSettings(settings.model, settings.max_image_pixels,
+        encoder_settings = EncoderSettings(pinned.dir, settings.max_image_pixels,
                                            missing_image=MISSING_IMAGE_OF_INPUTS.get(inputs))
         # Kept on executors (memory, then disk): every test-pair set is ranked against it.
         embeddings_df = (encode_notes(with_inputs(notes_df, inputs), encoder_settings)
@@ -151,7 +151,7 @@ def run(spark: SparkSession, settings: EvaluateSettings, summary: JobSummary) ->
     metrics["counts"] = {"test_pairs": counts["all"], "test_notes": test_notes,
                          "pool": test_notes - counts["all"],
                          **{name: count for name, count in counts.items() if name != "all"}}
-    metrics["model_version"] = model_version(settings.model)
+    metrics["model_version"] = pinned.version
     metrics["held_out_from"] = held_out_from
     write_report(settings.report, metrics)
     summary.add("held_out_from", held_out_from)
