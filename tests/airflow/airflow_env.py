@@ -17,7 +17,8 @@ LOCAL_SPARK_CONNECTION = {"conn_type": "spark", "host": "local[2]",
 
 def airflow_env(home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
     """Airflow's settings for a test: everything under `home`, no examples, our DAG folder
-    importable (the scheduler's DAG bundle puts it on sys.path the same way)."""
+    importable (the scheduler's DAG bundle puts it on sys.path the same way), and so is the
+checkout."""
     env = dict(base or os.environ)
     for key in [key for key in env if key.startswith("AIRFLOW")]:
         del env[key]
@@ -28,6 +29,8 @@ def airflow_env(home: Path, base: dict[str, str] | None = None) -> dict[str, str
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps(LOCAL_SPARK_CONNECTION),
-        "PYTHONPATH": str(DAG_FOLDER),
+        # The DAG folder as the DAG bundle adds it; the checkout, so that the jobs spark-submit
+        # starts import its notellm2_udf, not that of another worktree the venv was built in.
+        "PYTHONPATH": os.pathsep.join((str(DAG_FOLDER), str(REPO_ROOT))),
     })
     return env
