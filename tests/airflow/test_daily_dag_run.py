@@ -79,27 +79,6 @@ def _related_versions(spark, related: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.slow
-def test_daily_dag_runs_two_days_end_to_end(tmp_path, spark):
-    env, data = _prepare(tmp_path, len(DAYS), tmp_path / "model")
-    conf = _daily_conf(tmp_path, data, model=str(tmp_path / "model"))
-
-    runs = _dag_runs(tmp_path, env, ("notellm2_daily", DAYS, conf))
-    assert [run["day"] for run in runs] == list(DAYS)
-    for run in runs:
-        _assert_all_succeeded(run, DAILY_TASKS)
-
-    related_df = spark.read.format("delta").load(conf["related"])
-    per_day = {row["dt"]: row for row in related_df.groupBy("dt").agg(
-        {"note_id": "approx_count_distinct", "rank": "max"}).collect()}
-    assert sorted(per_day) == list(DAYS)
-    assert all(row["max(rank)"] == TOP_K for row in per_day.values())
-    for day in DAYS:
-        marker = _marker(conf["related"], day)
-        assert marker["dt"] == day and marker["related_rows"] > 0
-        assert marker["run_id"].startswith("manual__") or marker["run_id"]
-
-
-@pytest.mark.slow
 def test_daily_dag_over_a_promotion_by_the_train_dag(tmp_path, spark):
     """Day 1 with the base model (no `current` yet); the train DAG trains a candidate on day
     1's pairs, evaluates both models on day 2's and promotes the candidate; day 2 with the
@@ -133,3 +112,10 @@ def test_daily_dag_over_a_promotion_by_the_train_dag(tmp_path, spark):
     assert _related_versions(spark, daily["related"]) == {before: [base], after: [candidate]}
     assert registry.serving(models).version == candidate
     assert registry.pending(models) is None
+    per_day = {row["dt"]: row for row in spark.read.format("delta").load(daily["related"])
+               .groupBy("dt").agg({"note_id": "approx_count_distinct", "rank": "max"}).collect()}
+    assert sorted(per_day) == list(DAYS)
+    assert all(row["max(rank)"] == TOP_K for row in per_day.values())
+    for day in DAYS:
+        marker = _marker(daily["related"], day)
+        assert marker["dt"] == day and marker["related_rows"] > 0 and marker["run_id"]
