@@ -1,7 +1,9 @@
 """spark-submit this (master local[2]): run the embedding job, then run it again and kill
 Spark's JVM in the middle of the second run, before its commit.
 
-argv: the job's flags. Prints "FIRST_RUN_DONE" after the first run; the second never returns.
+argv: the marker file, then the job's flags. Prints "FIRST_RUN_DONE" after the first run;
+the second never returns. The worker that kills Spark writes the marker file first (a line
+on its stderr may be lost: Spark forwards it from the JVM it is about to kill).
 """
 
 import functools
@@ -17,6 +19,8 @@ from notellm2_udf.spark.embed_udf import load_encoder
 
 
 class KillsSparkOnSecondBatch:
+    marker = ""
+
     def __init__(self, settings, device):
         self.encoder = load_encoder(settings, device)
         self.model_version = self.encoder.model_version
@@ -28,12 +32,13 @@ class KillsSparkOnSecondBatch:
             if self.calls == 2:
                 # worker -> pyspark daemon -> the JVM running driver and executor (local mode).
                 jvm = psutil.Process(os.getpid()).parent().parent()
-                print("KILLING_SPARK", file=sys.stderr, flush=True)  # workers log to stderr
+                with open(self.marker, "w") as marker:
+                    marker.write(f"killing {jvm.pid}\n")
                 os.kill(jvm.pid, signal.SIGKILL)
             yield encoded
 
 
-argv = sys.argv[1:]
+KillsSparkOnSecondBatch.marker, *argv = sys.argv[1:]
 assert embed_notes.main(argv) == 0
 print("FIRST_RUN_DONE", flush=True)
 # The job reaches the executors through pipeline.embedding.encode_notes (embed_day).
