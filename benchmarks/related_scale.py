@@ -21,9 +21,10 @@ note_embeddings table (not timed). Then, timed one after the other on the same m
          Spark's noop sink, to plain Parquet, to Delta as the job writes, and to Delta
          sorted by dt (Spark's default for partitioned writes); wall time and CPU seconds
          of the JVM and of the Python workers for each
-budget (mode): per size, build_index with --num-shards, then related_notes twice on that index:
-         with one group (the whole index in every task, as before the budget) and with
-         --task-index-mib at a quarter of the index (four groups loaded one at a time);
+budget (mode): per size, build_index with --num-shards, then related_notes on that index,
+         alternately --repeats times each: with one group (the whole index in every task,
+         as before the budget) and with --task-index-mib at a quarter of the index (groups
+         loaded one at a time); medians and each pair's ratio;
          wall time, recall@100 on 200 sampled queries, and the peak RSS (VmHWM) of the
          Python workers and of the JVM, sampled from /proc every 0.2 s. Spark's default
          memory settings throughout (no --driver-memory).
@@ -37,6 +38,8 @@ import argparse
 import json
 import os
 import re
+import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -392,9 +395,10 @@ def run_size(n: int, out: Path, env: dict, spark_submit: list[str]) -> dict:
     }
 
 
-def run_budget_size(n: int, out: Path, env: dict, spark_submit: list[str],
-                    num_shards: int) -> dict:
-    """build_index, then related_notes with one group and with a quarter-index budget."""
+def run_budget_size(n: int, out: Path, env: dict, spark_submit: list[str], num_shards: int,
+                    repeats: int) -> dict:
+    """build_index, then related_notes with one group and with a quarter-index budget,
+    alternately, `repeats` times each."""
     from notellm2_udf.index.layout import read_manifest
     from notellm2_udf.index.loaded import entry_bytes
 
@@ -408,26 +412,36 @@ def run_budget_size(n: int, out: Path, env: dict, spark_submit: list[str],
                                                    "--num-shards", str(num_shards)], env)
     manifest = read_manifest(data / "index", DAY)
     index_mib = sum(entry_bytes(entry) for entry in manifest["shards"]) / 2**20
-    runs = {}
     # One group: a budget no index here reaches (1 TiB), i.e. every task holds all shards.
-    for name, budget_mib in [("whole index", 1 << 20), ("quarter", int(index_mib // 4))]:
-        with PeakRss() as peak:
-            wall_s, stdout = timed(spark_submit + [
-                str(REPO / "jobs/related_notes.py"), *common, "--related",
-                str(data / f"related_{budget_mib}"), "--top-k", str(TOP_K),
-                "--recall-sample", str(RECALL_QUERIES), "--task-index-mib", str(budget_mib)], env)
-        facts = summary_facts(stdout)
-        runs[name] = {"budget_mib": budget_mib, "groups": int(facts["shard_groups"]),
-                      "wall_s": round(wall_s, 1), "recall": float(facts[f"recall@{TOP_K}"]),
-                      "rows": int(facts["rows"]), "python_peak_mib": peak.mib("python"),
-                      "jvm_peak_mib": peak.mib("jvm"), "load1": round(os.getloadavg()[0], 1)}
-        print(json.dumps({"notes": n, name: runs[name]}), flush=True)
+    budgets = {"whole index": 1 << 20, "quarter": int(index_mib // 4)}
+    runs = {name: [] for name in budgets}
+    for repeat in range(repeats):
+        for name, budget_mib in budgets.items():
+            with PeakRss() as peak:
+                wall_s, stdout = timed(spark_submit + [
+                    str(REPO / "jobs/related_notes.py"), *common, "--related",
+                    str(data / f"related_{budget_mib}_{repeat}"), "--top-k", str(TOP_K),
+                    "--recall-sample", str(RECALL_QUERIES), "--task-index-mib",
+                    str(budget_mib)], env)
+            facts = summary_facts(stdout)
+            runs[name].append({
+                "budget_mib": budget_mib, "groups": int(facts["shard_groups"]),
+                "wall_s": round(wall_s, 1), "recall": float(facts[f"recall@{TOP_K}"]),
+                "rows": int(facts["rows"]), "python_peak_mib": peak.mib("python"),
+                "jvm_peak_mib": peak.mib("jvm"), "load1": round(os.getloadavg()[0], 1)})
+            print(json.dumps({"notes": n, name: runs[name][-1]}), flush=True)
+            shutil.rmtree(data / f"related_{budget_mib}_{repeat}")
     built = summary_facts(build_out)
+    median = {name: statistics.median(run["wall_s"] for run in done)
+              for name, done in runs.items()}
     return {"notes": n, "index": built["index"], "shards": int(built["shards"]),
             "index_mib": round(index_mib, 1), "build_s": round(build_s, 1),
             "build_python_peak_mib": build_peak.mib("python"),
             "build_jvm_peak_mib": build_peak.mib("jvm"), "runs": runs,
-            "ratio": round(runs["quarter"]["wall_s"] / runs["whole index"]["wall_s"], 2)}
+            "median_wall_s": median,
+            "ratio": round(median["quarter"] / median["whole index"], 2),
+            "pair_ratios": [round(q["wall_s"] / w["wall_s"], 2)
+                            for w, q in zip(runs["whole index"], runs["quarter"])]}
 
 
 def budget_markdown(result: dict) -> str:
@@ -440,14 +454,16 @@ def budget_markdown(result: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["sizes"]:
-        for name, run in r["runs"].items():
+        for name, run in ((name, run) for name, done in r["runs"].items() for run in done):
             lines.append(
                 f"| {r['notes']:,} | {r['index']} | {r['shards']} | {r['index_mib']} | "
                 f"{r['build_s']} ({r['build_jvm_peak_mib']} / {r['build_python_peak_mib']}) | "
                 f"{name} | {run['budget_mib']} | {run['groups']} | {run['wall_s']} | "
                 f"{run['recall']} | {run['rows']:,} | {run['python_peak_mib']} | "
                 f"{run['jvm_peak_mib']} | {run['load1']} |")
-    lines += [""] + [f"- {r['notes']:,} notes: quarter / whole index wall time {r['ratio']}"
+    lines += [""] + [f"- {r['notes']:,} notes: quarter / whole index median wall time "
+                     f"{r['median_wall_s']['quarter']} / {r['median_wall_s']['whole index']} s"
+                     f" = {r['ratio']} (pairs, in the order run: {r['pair_ratios']})"
                      for r in result["sizes"]]
     return "\n".join(lines) + "\n"
 
@@ -492,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--breakdown-size", type=int, default=300000,
                         help="one of --sizes; 0: skip the search + write breakdown")
     parser.add_argument("--num-shards", type=int, default=8, help="budget mode's shards")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="budget mode: related_notes runs of each budget, alternately")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "related_scale")
     parser.add_argument("--part", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -568,7 +586,8 @@ def run_budget(args, sizes: list[int]) -> int:
     spark_submit = [str(BIN / "spark-submit"), "--master", "local[2]"]
     result = run_header()
     for n in sizes:
-        result["sizes"].append(run_budget_size(n, out, env, spark_submit, args.num_shards))
+        result["sizes"].append(run_budget_size(n, out, env, spark_submit, args.num_shards,
+                                               args.repeats))
         print(json.dumps(result["sizes"][-1]), flush=True)
     result["load_after"] = os.getloadavg()
     (out / "related_budget.json").write_text(json.dumps(result, indent=1))

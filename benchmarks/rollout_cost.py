@@ -62,12 +62,15 @@ def main(argv=None) -> int:
     window_s = submit(env, "embed_window.py", "--date", last, "--window-days", str(args.days),
                       *common, "--embeddings", str(work / "window" / "emb"),
                       "--errors", str(work / "window" / "err"))
+    print(f"embed_window over {args.days} days: {window_s:.1f} s", file=sys.stderr, flush=True)
     daily = []
     for i in range(args.daily_runs):
         day = (START + timedelta(days=i)).isoformat()
         daily.append(submit(env, "embed_notes.py", "--date", day, *common,
                             "--embeddings", str(work / "daily" / "emb"),
                             "--errors", str(work / "daily" / "err")))
+        print(f"embed_notes {day}: {daily[-1]:.1f} s ({i + 1}/{args.daily_runs})",
+              file=sys.stderr, flush=True)
     daily_total = statistics.median(daily) * args.days
     result = {
         "date": date.today().isoformat(), "machine": f"{platform.node()} {os.cpu_count()} cores",

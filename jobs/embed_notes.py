@@ -27,34 +27,30 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from notellm2_udf.inference import IMAGE_DECODES
-from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
 from notellm2_udf.model.registry import PinnedModel
 from notellm2_udf.pipeline.embedding import DayCounts, EmbedTarget, embed_day
+from notellm2_udf.pipeline.encode_options import EncodeOptions, add_encode_arguments
 from notellm2_udf.pipeline.model_dir import pin_model
 from notellm2_udf.pipeline.notes import read_notes_day
 from notellm2_udf.pipeline.publication import withdraw_marker
 from notellm2_udf.spark.delta_io import register_table
-from notellm2_udf.spark.embed_udf import EncoderSettings
-from notellm2_udf.spark.job_args import add_model_arguments, day_arg, positive_int_arg, run_id_arg
+from notellm2_udf.spark.job_args import (
+    add_model_arguments,
+    day_arg,
+    manual_run_id,
+    run_id_arg,
+)
 from notellm2_udf.spark.job_runtime import JobSummary, run_job
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS
 
 log = logging.getLogger("notellm2.embed_notes")
-
-DEFAULT_BATCH_SIZE = 512
-# An Arrow batch carries the notes' encoded images: 512 notes of 20 MB screenshots would be
-# 10 GB in one Python worker. Spark cuts a batch at whichever limit comes first.
-DEFAULT_BATCH_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -70,19 +66,7 @@ class EmbedSettings:
     related: str | None = None
     run_id: str = ""
     empty_day: str = "fail"
-    batch_size: int = DEFAULT_BATCH_SIZE
-    batch_bytes: int = DEFAULT_BATCH_BYTES
-    batch_tokens: int | None = None
-    partitions: int | None = None
-    max_image_pixels: int = DEFAULT_MAX_PIXELS
-    compile: bool = False
-    prepare_processes: int = 0
-    image_decode: str = "auto"
-
-    def encoder(self, model: PinnedModel) -> EncoderSettings:
-        return EncoderSettings(model.dir, self.max_image_pixels, self.batch_tokens,
-                               compile=self.compile, prepare_processes=self.prepare_processes,
-                               image_decode=self.image_decode, model_version=model.version)
+    encode: EncodeOptions = EncodeOptions()
 
 
 def parse_args(argv: Sequence[str] | None) -> EmbedSettings:
@@ -99,44 +83,13 @@ def parse_args(argv: Sequence[str] | None) -> EmbedSettings:
                         help="stamped on every row written (default: manual-<time>-<random>)")
     parser.add_argument("--empty-day", choices=("fail", "publish"), default="fail",
                         help="a day without notes: fail (default), or write it empty")
-    parser.add_argument("--batch-size", type=positive_int_arg, default=DEFAULT_BATCH_SIZE,
-                        help="notes per Arrow batch handed to the encoder "
-                             f"(default {DEFAULT_BATCH_SIZE}); the encoder sorts and "
-                             "re-batches them by a token budget")
-    parser.add_argument("--batch-bytes", type=positive_int_arg, default=DEFAULT_BATCH_BYTES,
-                        help="bytes per Arrow batch at most, images included (default "
-                             f"{DEFAULT_BATCH_BYTES}); a batch ends at whichever of "
-                             "--batch-size and --batch-bytes comes first")
-    parser.add_argument("--batch-tokens", type=positive_int_arg, default=None,
-                        help="token budget of one forward pass (default: the encoder's, "
-                             "by device)")
-    parser.add_argument("--partitions", type=positive_int_arg, default=None,
-                        help="encoding tasks (default: 4 x the default parallelism, so the "
-                             "last wave of tasks leaves few slots idle)")
-    parser.add_argument("--max-image-pixels", type=positive_int_arg,
-                        default=DEFAULT_MAX_PIXELS,
-                        help="images with more pixels are refused before decoding "
-                             f"(default {DEFAULT_MAX_PIXELS})")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the model on each worker: about a minute more per "
-                             "worker at start, faster encoding after (see docs/BENCHMARKS.md)")
-    parser.add_argument("--prepare-processes", type=positive_int_arg, default=None,
-                        help="decode images and tokenise in N worker processes per encoding "
-                             "task instead of threads (default: threads, one per task CPU)")
-    parser.add_argument("--image-decode", choices=IMAGE_DECODES, default="auto",
-                        help="where JPEGs are decoded and resized: gpu (nvJPEG on the task's "
-                             "GPU; other formats and rejected JPEGs fall back to the CPU note "
-                             "by note), cpu (Pillow), auto (gpu when the task has one; default)")
+    add_encode_arguments(parser)
     args = parser.parse_args(argv)
     return EmbedSettings(
         date=args.date, notes=args.notes, model=args.model, models_root=args.models_root,
         embeddings=args.embeddings, errors=args.errors, related=args.related,
         run_id=args.run_id or manual_run_id(), empty_day=args.empty_day,
-        batch_size=args.batch_size, batch_bytes=args.batch_bytes,
-        batch_tokens=args.batch_tokens,
-        partitions=args.partitions, max_image_pixels=args.max_image_pixels,
-        compile=args.compile, prepare_processes=args.prepare_processes or 0,
-        image_decode=args.image_decode)
+        encode=EncodeOptions.from_args(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -149,25 +102,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_job("embed_notes", body)
 
 
-def manual_run_id() -> str:
-    return f"manual-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-
-
 def run(spark: SparkSession, settings: EmbedSettings, summary: JobSummary) -> None:
     """Embed the day and replace it in both tables; facts of the run go to `summary`."""
     model = pin_model(model_dir=settings.model, models_root=settings.models_root,
                       day=settings.date)
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
-    spark.conf.set("spark.sql.execution.arrow.maxBytesPerBatch", str(settings.batch_bytes))
+    partitions = settings.encode.configure(spark)
     notes_df = read_notes_day(spark, settings.notes, settings.date,
                               allow_empty=settings.empty_day == "publish")
     if settings.related and withdraw_marker(spark, settings.related, settings.date):
         log.info("withdrew the published marker of %s before rewriting it", settings.date)
     log.info("embedding the notes of %s with model %s (%s)", settings.date, model.version,
              model.dir)
-    counts = embed_day(notes_df, settings.date, settings.encoder(model),
+    counts = embed_day(notes_df, settings.date, settings.encode.encoder(model),
                        EmbedTarget(settings.embeddings, settings.errors, settings.run_id),
-                       settings.partitions or 4 * spark.sparkContext.defaultParallelism)
+                       partitions)
     register_table(spark, NOTE_EMBEDDINGS, settings.embeddings)
     register_table(spark, EMBEDDING_ERRORS, settings.errors)
     _summarise(summary, spark, settings, model, counts)

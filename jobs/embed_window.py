@@ -29,16 +29,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
 
 from notellm2_udf.errors import JobInputError
-from notellm2_udf.inference import IMAGE_DECODES
-from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
 from notellm2_udf.model.registry import (
     PinnedModel,
     RegistryError,
@@ -46,21 +42,24 @@ from notellm2_udf.model.registry import (
     resolve_pending,
 )
 from notellm2_udf.pipeline.embedding import EmbedTarget, embed_day
+from notellm2_udf.pipeline.encode_options import EncodeOptions, add_encode_arguments
 from notellm2_udf.pipeline.model_dir import check_model_dir, pin_model
 from notellm2_udf.pipeline.notes import notes_in_window, read_notes_day
 from notellm2_udf.pipeline.window_days import DayAccount, account_days
 from notellm2_udf.spark.days import window_bounds
 from notellm2_udf.spark.delta_io import ensure_table, register_table
-from notellm2_udf.spark.embed_udf import EncoderSettings
-from notellm2_udf.spark.job_args import add_model_arguments, day_arg, positive_int_arg, run_id_arg
+from notellm2_udf.spark.job_args import (
+    add_model_arguments,
+    day_arg,
+    manual_run_id,
+    positive_int_arg,
+    run_id_arg,
+)
 from notellm2_udf.spark.job_runtime import JobSummary, run_job
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS
 
 log = logging.getLogger("notellm2.embed_window")
-
-DEFAULT_BATCH_SIZE = 512
-DEFAULT_BATCH_BYTES = 64 << 20  # as embed_notes: a batch of screenshots stays bounded
 
 
 @dataclass(frozen=True)
@@ -76,19 +75,7 @@ class EmbedWindowSettings:
     models_root: str | None = None
     max_days: int | None = None
     run_id: str = ""
-    batch_size: int = DEFAULT_BATCH_SIZE
-    batch_bytes: int = DEFAULT_BATCH_BYTES
-    batch_tokens: int | None = None
-    partitions: int | None = None
-    max_image_pixels: int = DEFAULT_MAX_PIXELS
-    compile: bool = False
-    prepare_processes: int = 0
-    image_decode: str = "auto"
-
-    def encoder(self, model: PinnedModel) -> EncoderSettings:
-        return EncoderSettings(model.dir, self.max_image_pixels, self.batch_tokens,
-                               compile=self.compile, prepare_processes=self.prepare_processes,
-                               image_decode=self.image_decode, model_version=model.version)
+    encode: EncodeOptions = EncodeOptions()
 
 
 def parse_args(argv: Sequence[str] | None) -> EmbedWindowSettings:
@@ -103,20 +90,13 @@ def parse_args(argv: Sequence[str] | None) -> EmbedWindowSettings:
                         help="days embedded per version in this run at most (default: all)")
     parser.add_argument("--run-id", type=run_id_arg, default=None,
                         help="stamped on every row written (default: manual-<time>-<random>)")
-    parser.add_argument("--batch-size", type=positive_int_arg, default=DEFAULT_BATCH_SIZE)
-    parser.add_argument("--batch-bytes", type=positive_int_arg, default=DEFAULT_BATCH_BYTES,
-                        help="bytes per Arrow batch at most, images included (as embed_notes)")
-    parser.add_argument("--batch-tokens", type=positive_int_arg, default=None)
-    parser.add_argument("--partitions", type=positive_int_arg, default=None)
-    parser.add_argument("--max-image-pixels", type=positive_int_arg, default=DEFAULT_MAX_PIXELS)
-    parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--prepare-processes", type=positive_int_arg, default=None)
-    parser.add_argument("--image-decode", choices=IMAGE_DECODES, default="auto",
-                        help="where JPEGs are decoded and resized (as embed_notes)")
+    add_encode_arguments(parser)
     args = parser.parse_args(argv)
-    run_id = args.run_id or f"manual-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-    return EmbedWindowSettings(**{**vars(args), "run_id": run_id,
-                                  "prepare_processes": args.prepare_processes or 0})
+    return EmbedWindowSettings(
+        date=args.date, window_days=args.window_days, notes=args.notes,
+        embeddings=args.embeddings, errors=args.errors, model=args.model,
+        models_root=args.models_root, max_days=args.max_days,
+        run_id=args.run_id or manual_run_id(), encode=EncodeOptions.from_args(args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,14 +133,12 @@ def to_do(accounts: dict[str, DayAccount], rollout: bool) -> list[str]:
 def run(spark: SparkSession, settings: EmbedWindowSettings, summary: JobSummary) -> None:
     """Embed what each planned version lacks of the window; progress to the log and registry."""
     first, last = window_bounds(day=settings.date, window_days=settings.window_days)
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(settings.batch_size))
-    spark.conf.set("spark.sql.execution.arrow.maxBytesPerBatch", str(settings.batch_bytes))
+    partitions = settings.encode.configure(spark)
     for spec, location in ((NOTE_EMBEDDINGS, settings.embeddings),
                            (EMBEDDING_ERRORS, settings.errors)):
         ensure_table(spark, spec, location)
     notes_df = notes_in_window(spark, settings.notes, first, last).cache()
     target = EmbedTarget(settings.embeddings, settings.errors, settings.run_id)
-    partitions = settings.partitions or 4 * spark.sparkContext.defaultParallelism
     summary.add("window", f"[{first}, {last}]")
     try:
         for model, rollout in plan(settings, first):
@@ -177,7 +155,7 @@ def run(spark: SparkSession, settings: EmbedWindowSettings, summary: JobSummary)
                 if rollout:
                     record_progress(settings.models_root, model.version, list(accounts), done)
                 embed_day(read_notes_day(spark, settings.notes, day), day,
-                          settings.encoder(model), target, partitions)
+                          settings.encode.encoder(model), target, partitions)
                 done.append(day)
                 log.info("model %s: embedded %s (%d/%d of this run)", model.version, day,
                          number, len(chosen))

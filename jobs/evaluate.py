@@ -2,7 +2,8 @@
 
     spark-submit jobs/evaluate.py --pairs URI --notes URI --model DIR_OR_URI --report DIR \
         [--ks 10,20,50,100,1000] [--inputs full,image,text,text_no_image] \
-        [--holdout-days 1 | --held-out-from yyyy-MM-dd | --all-pairs] [--max-image-pixels N]
+        [--holdout-days 1 | --held-out-from yyyy-MM-dd | --all-pairs] [--max-image-pixels N] \
+        [--ranking-block-rows 8192] [--ranking-chunk-rows 256] [--selection-local-pairs 100000]
 
 The paper's protocol: test pairs = the held-out pairs (the same split as jobs/train.py by
 default; --all-pairs: every pair of the table, for a table holding only a test period)
@@ -90,13 +91,29 @@ def parse_args(argv: Sequence[str] | None) -> EvaluateSettings:
                         help="every pair of --pairs is a test pair (no held-out split)")
     parser.add_argument("--max-image-pixels", type=positive_int_arg, default=DEFAULT_MAX_PIXELS,
                         help=f"images with more pixels are refused (default {DEFAULT_MAX_PIXELS})")
+    defaults = RankingSettings()
+    parser.add_argument("--ranking-block-rows", type=positive_int_arg,
+                        default=defaults.block_rows,
+                        help="queries, and pool notes, per ranking task's block: a task holds "
+                             f"one of each (default {defaults.block_rows}; docs/TRAINING.md)")
+    parser.add_argument("--ranking-chunk-rows", type=positive_int_arg,
+                        default=defaults.chunk_rows,
+                        help="queries scored at once in a ranking task "
+                             f"(default {defaults.chunk_rows})")
+    parser.add_argument("--selection-local-pairs", type=positive_int_arg,
+                        default=defaults.local_pairs,
+                        help="the test-pair selection finishes in one task once at most this "
+                             f"many candidate pairs are left (default {defaults.local_pairs})")
     add_held_out_arguments(parser)
     args = parser.parse_args(argv)
     return EvaluateSettings(
         pairs=args.pairs, notes=args.notes, model=args.model, report=args.report,
         ks=tuple(args.ks), inputs=tuple(args.inputs), max_image_pixels=args.max_image_pixels,
         holdout_days=args.holdout_days, held_out_from=args.held_out_from,
-        all_pairs=args.all_pairs)
+        all_pairs=args.all_pairs,
+        ranking=RankingSettings(block_rows=args.ranking_block_rows,
+                                chunk_rows=args.ranking_chunk_rows,
+                                local_pairs=args.selection_local_pairs))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import re
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from notellm2_udf.spark.days import validate_day
 
@@ -69,6 +71,11 @@ def run_id_arg(text: str) -> str:
     if not _RUN_ID.fullmatch(text):
         raise argparse.ArgumentTypeError(f"run id must match {_RUN_ID.pattern}, got {text!r}")
     return text
+
+
+def manual_run_id() -> str:
+    """The run id of a run that was given none (--run-id): not Airflow's, and unique."""
+    return f"manual-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from jobs import evaluate
 from notellm2_udf.evaluation.recall import select_test_pairs
@@ -91,3 +92,16 @@ def test_a_table_of_exactly_the_contract_columns_and_only_the_test_period_evalua
     assert metrics["held_out_from"] is None and metrics["full"]["recall@1000"] == 1.0
     assert set(metrics["subsets"]["full"]) == {"short_query", "long_query", "short_target",
                                                "long_target"}
+
+
+def test_ranking_flags_reach_the_ranking_settings(capsys):
+    required = ["--pairs", "p", "--notes", "n", "--model", "m", "--report", "r"]
+    assert evaluate.parse_args(required).ranking == evaluate.RankingSettings()
+    settings = evaluate.parse_args([*required, "--ranking-block-rows", "512",
+                                    "--ranking-chunk-rows", "32", "--selection-local-pairs", "9"])
+    assert settings.ranking == evaluate.RankingSettings(block_rows=512, chunk_rows=32,
+                                                        local_pairs=9)
+    with pytest.raises(SystemExit) as exit:
+        evaluate.parse_args([*required, "--ranking-block-rows", "0"])
+    assert exit.value.code == 2
+    assert "--ranking-block-rows" in capsys.readouterr().err
