@@ -28,6 +28,8 @@ def collect_report_data(spark: SparkSession, database: str, day: str, *, samples
             raise LookupError(f"table {qualified} is not registered (run the daily jobs first)")
         tables[name] = spark.table(qualified)
     related_day_df = tables["related_notes"].where(F.col("dt") == day)
+    # Every collect here is bounded: one row per version, per (day, stage) of the tables'
+    # history (six stages), ERROR_EXAMPLES rows, or one row per day.
     return ReportData(
         day=day,
         model_versions=sorted(row[0] for row in
@@ -82,7 +84,8 @@ def score_histogram(related_df: DataFrame,
 
 def query_panels(notes_df: DataFrame, related_day_df: DataFrame, *, samples: int, top: int,
                  seed: int, thumb_px: int) -> list[QueryPanel]:
-    """`samples` query notes (smallest hash(note_id, seed): stable) with their top related."""
+    """`samples` query notes (smallest hash(note_id, seed): stable) with their top related.
+    Bounded: samples x (top + 1) notes reach the driver (--samples, --top)."""
     queries = [row[0] for row in related_day_df.select("note_id").distinct()
                .orderBy(F.xxhash64("note_id", F.lit(seed))).limit(samples).collect()]
     related = (related_day_df.where(F.col("note_id").isin(queries) & (F.col("rank") <= top))
