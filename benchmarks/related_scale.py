@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -396,7 +395,7 @@ def run_size(n: int, out: Path, env: dict, spark_submit: list[str]) -> dict:
 
 
 def run_budget_size(n: int, out: Path, env: dict, spark_submit: list[str], num_shards: int,
-                    repeats: int) -> dict:
+                    repeats: int, runs_of: tuple[str, ...]) -> dict:
     """build_index, then related_notes with one group and with a quarter-index budget,
     alternately, `repeats` times each."""
     from notellm2_udf.index.layout import read_manifest
@@ -413,7 +412,9 @@ def run_budget_size(n: int, out: Path, env: dict, spark_submit: list[str], num_s
     manifest = read_manifest(data / "index", DAY)
     index_mib = sum(entry_bytes(entry) for entry in manifest["shards"]) / 2**20
     # One group: a budget no index here reaches (1 TiB), i.e. every task holds all shards.
-    budgets = {"whole index": 1 << 20, "quarter": int(index_mib // 4)}
+    budgets = {name: mib for name, mib in
+               [("whole index", 1 << 20), ("quarter", int(index_mib // 4))]
+               if name.split()[0] in runs_of}
     runs = {name: [] for name in budgets}
     for repeat in range(repeats):
         for name, budget_mib in budgets.items():
@@ -430,7 +431,6 @@ def run_budget_size(n: int, out: Path, env: dict, spark_submit: list[str], num_s
                 "rows": int(facts["rows"]), "python_peak_mib": peak.mib("python"),
                 "jvm_peak_mib": peak.mib("jvm"), "load1": round(os.getloadavg()[0], 1)})
             print(json.dumps({"notes": n, name: runs[name][-1]}), flush=True)
-            shutil.rmtree(data / f"related_{budget_mib}_{repeat}")
     built = summary_facts(build_out)
     median = {name: statistics.median(run["wall_s"] for run in done)
               for name, done in runs.items()}
@@ -439,9 +439,10 @@ def run_budget_size(n: int, out: Path, env: dict, spark_submit: list[str], num_s
             "build_python_peak_mib": build_peak.mib("python"),
             "build_jvm_peak_mib": build_peak.mib("jvm"), "runs": runs,
             "median_wall_s": median,
-            "ratio": round(median["quarter"] / median["whole index"], 2),
+            "ratio": (round(median["quarter"] / median["whole index"], 2)
+                      if len(median) == 2 else None),
             "pair_ratios": [round(q["wall_s"] / w["wall_s"], 2)
-                            for w, q in zip(runs["whole index"], runs["quarter"])]}
+                            for w, q in zip(runs.get("whole index", []), runs.get("quarter", []))]}
 
 
 def budget_markdown(result: dict) -> str:
@@ -464,7 +465,7 @@ def budget_markdown(result: dict) -> str:
     lines += [""] + [f"- {r['notes']:,} notes: quarter / whole index median wall time "
                      f"{r['median_wall_s']['quarter']} / {r['median_wall_s']['whole index']} s"
                      f" = {r['ratio']} (pairs, in the order run: {r['pair_ratios']})"
-                     for r in result["sizes"]]
+                     for r in result["sizes"] if r["ratio"] is not None]
     return "\n".join(lines) + "\n"
 
 
@@ -510,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-shards", type=int, default=8, help="budget mode's shards")
     parser.add_argument("--repeats", type=int, default=1,
                         help="budget mode: related_notes runs of each budget, alternately")
+    parser.add_argument("--runs", default="whole,quarter",
+                        help="budget mode: which of whole,quarter to run (default both)")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "related_scale")
     parser.add_argument("--part", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -587,7 +590,7 @@ def run_budget(args, sizes: list[int]) -> int:
     result = run_header()
     for n in sizes:
         result["sizes"].append(run_budget_size(n, out, env, spark_submit, args.num_shards,
-                                               args.repeats))
+                                               args.repeats, tuple(args.runs.split(","))))
         print(json.dumps(result["sizes"][-1]), flush=True)
     result["load_after"] = os.getloadavg()
     (out / "related_budget.json").write_text(json.dumps(result, indent=1))

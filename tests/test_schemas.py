@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from pyspark.sql import Row
 from pyspark.sql import types as T
@@ -130,3 +132,15 @@ def test_register_table_repoints_an_existing_name(spark, tmp_path):
     register_table(spark, NOTES, second)
     assert [r.note_id for r in spark.table("notellm2.notes").collect()] == ["new"]
     assert [r.note_id for r in spark.read.format("delta").load(first).collect()] == ["old"]
+
+
+def test_register_table_repoints_a_name_whose_data_was_deleted(spark, tmp_path):
+    gone, kept = tmp_path / "gone", str(tmp_path / "kept")
+    replace_days(spark.createDataFrame([_note("2026-11-24", "gone")], NOTES.schema),
+                 NOTES, str(gone), "2026-11-24")
+    replace_days(spark.createDataFrame([_note("2026-11-24", "kept")], NOTES.schema),
+                 NOTES, kept, "2026-11-24")
+    register_table(spark, NOTES, str(gone))
+    shutil.rmtree(gone)
+    register_table(spark, NOTES, kept)
+    assert [r.note_id for r in spark.table("notellm2.notes").collect()] == ["kept"]

@@ -7,6 +7,7 @@ from pathlib import Path
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.utils import AnalysisException
 
 from notellm2_udf.spark.days import validate_day
 from schemas import DATABASE, TableSpec
@@ -100,13 +101,13 @@ def read_day(spark: SparkSession, location: str, day: str) -> DataFrame:
 def register_table(spark: SparkSession, spec: TableSpec, location: str) -> None:
     """Register `notellm2.<name>` as an external Delta table at `location`.
 
-    An existing registration pointing elsewhere is re-pointed; dropping an external table
-    leaves its data alone.
+    An existing registration pointing elsewhere, or at a location whose data was deleted,
+    is re-pointed; dropping an external table leaves its data alone.
     """
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
     location = _absolute_location(location)
-    if spark.catalog.tableExists(spec.qualified_name):
-        current = _registered_location(spark, spec.qualified_name)
+    current = _registered_location(spark, spec.qualified_name)
+    if current is not None:
         if current.rstrip("/") == location.rstrip("/"):
             return
         spark.sql(f"DROP TABLE {spec.qualified_name}")
@@ -115,8 +116,17 @@ def register_table(spark: SparkSession, spec: TableSpec, location: str) -> None:
     )
 
 
-def _registered_location(spark: SparkSession, qualified_name: str) -> str:
-    location = spark.sql(f"DESCRIBE DETAIL {qualified_name}").first()["location"]
+def _registered_location(spark: SparkSession, qualified_name: str) -> str | None:
+    """Where the table is registered; None if it is not; "" if its data is gone (Delta
+    refuses to look up a registration whose directory was deleted)."""
+    try:
+        if not spark.catalog.tableExists(qualified_name):
+            return None
+        location = spark.sql(f"DESCRIBE DETAIL {qualified_name}").first()["location"]
+    except AnalysisException as err:
+        if err.getCondition() != "DELTA_PATH_DOES_NOT_EXIST":
+            raise
+        return ""
     return _absolute_location(location)
 
 
