@@ -32,7 +32,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 
 from notellm2_udf.index.layout import new_build_dir, publish
@@ -49,6 +48,7 @@ from notellm2_udf.pipeline.corpus import (
     check_corpus,
     corpus_facts,
     latest_embeddings,
+    persist_on_disk,
     read_embeddings,
 )
 from notellm2_udf.pipeline.notes import notes_in_window
@@ -159,9 +159,8 @@ def run(spark: SparkSession, settings: BuildIndexSettings, summary: JobSummary) 
                     "late_notes": late}
     summary.add("late_notes", sum(late.values()))
     # Read four times (facts, sample, range bounds, shards): dedupe once.
-    corpus_df = latest_embeddings(
-        embeddings_df, day=day, window_days=window_days, model_version=model_version
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+    corpus_df = persist_on_disk(latest_embeddings(
+        embeddings_df, day=day, window_days=window_days, model_version=model_version))
     try:
         facts = corpus_facts(corpus_df)
         if facts.rows == 0:

@@ -27,7 +27,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -36,7 +35,12 @@ from notellm2_udf.index.exact import exact_topk, recall_at_k, sample_queries
 from notellm2_udf.index.layout import read_manifest
 from notellm2_udf.index.loaded import DEFAULT_TASK_INDEX_MIB, shard_groups
 from notellm2_udf.index.related import related_notes_df
-from notellm2_udf.pipeline.corpus import latest_embeddings, new_notes, read_embeddings
+from notellm2_udf.pipeline.corpus import (
+    latest_embeddings,
+    new_notes,
+    persist_on_disk,
+    read_embeddings,
+)
 from notellm2_udf.pipeline.publication import withdraw_marker
 from notellm2_udf.spark.delta_io import read_day, register_table, replace_days
 from notellm2_udf.spark.job_args import day_arg, non_negative_int_arg, positive_int_arg
@@ -130,10 +134,9 @@ def run(spark: SparkSession, settings: RelatedNotesSettings, summary: JobSummary
         write_empty_day(spark, settings, manifest, summary)
         return
     # Read four times (check, search, recall sample): dedupe once.
-    corpus_df = latest_embeddings(
+    corpus_df = persist_on_disk(latest_embeddings(
         read_embeddings(spark, settings.embeddings), day=day,
-        window_days=manifest["window_days"], model_version=manifest["model_version"],
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+        window_days=manifest["window_days"], model_version=manifest["model_version"]))
     try:
         check_corpus_matches(corpus_df, manifest)
         queries_df = queries_of(corpus_df, day=day, queries=settings.queries)

@@ -30,6 +30,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from notellm2_udf.errors import JobInputError
+from notellm2_udf.pipeline.corpus import persist_on_disk
 from notellm2_udf.pipeline.validation import check_counts, sampled_recall, window_embeddings
 from notellm2_udf.spark.job_args import day_arg, positive_int_arg
 from notellm2_udf.spark.job_runtime import JobSummary, run_job
@@ -88,7 +89,7 @@ def run(spark: SparkSession, settings: ValidateSettings, summary: JobSummary) ->
     """Run every check of the day; JobInputError naming the failed ones."""
     day = settings.date
     notes_df = read_table_day(spark, settings.notes, NOTES, day)
-    related_df = read_table_day(spark, settings.related, RELATED_NOTES, day).cache()
+    related_df = persist_on_disk(read_table_day(spark, settings.related, RELATED_NOTES, day))
     version = lists_version(related_df)
     embeddings_df = read_table_day(spark, settings.embeddings, NOTE_EMBEDDINGS, day)
     errors_df = read_table_day(spark, settings.errors, EMBEDDING_ERRORS, day)
@@ -96,8 +97,9 @@ def run(spark: SparkSession, settings: ValidateSettings, summary: JobSummary) ->
         embeddings_df = embeddings_df.where(F.col("model_version") == version)
         errors_df = errors_df.where((F.col("model_version") == version)
                                     | F.col("model_version").isNull())
-    window_df = window_embeddings(read_table(spark, settings.embeddings, NOTE_EMBEDDINGS), day,
-                                  settings.window_days, model_version=version).cache()
+    window_df = persist_on_disk(window_embeddings(
+        read_table(spark, settings.embeddings, NOTE_EMBEDDINGS), day, settings.window_days,
+        model_version=version))
     try:
         day_notes = embeddings_df.select("note_id").distinct().count()
         min_length = min(settings.top_k, max(day_notes - 1, 0))
