@@ -48,7 +48,6 @@ from notellm2_udf.pipeline.corpus import (
     check_corpus,
     corpus_facts,
     latest_embeddings,
-    persist_on_disk,
     read_embeddings,
 )
 from notellm2_udf.pipeline.notes import notes_in_window
@@ -65,6 +64,7 @@ from notellm2_udf.spark.days import window_bounds
 from notellm2_udf.spark.executor_resources import executor_cpus
 from notellm2_udf.spark.job_args import day_arg, positive_int_arg
 from notellm2_udf.spark.job_runtime import JobSummary, run_job
+from notellm2_udf.spark.persist import persist_on_disk
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from notellm2_udf.spark.tables import read_table
 from schemas import EMBEDDING_ERRORS

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
@@ -16,17 +15,6 @@ from notellm2_udf.errors import JobInputError
 from notellm2_udf.spark.days import validate_day, window_bounds
 from notellm2_udf.spark.tables import read_table
 from schemas import NOTE_EMBEDDINGS
-
-
-def persist_on_disk(df: DataFrame) -> DataFrame:
-    """`df` kept on the executors' local disk for the several reads a job makes of it.
-
-    Not MEMORY_AND_DISK (`.cache()`): a block that spilled is read back into one heap buffer
-    the size of the whole partition, which killed build_index over 3M notes with the
-    default 1 GiB driver (java.lang.OutOfMemoryError in BlockManager.
-    maybeCacheDiskBytesInMemory, measured). A disk-only block is streamed batch by batch.
-    """
-    return df.persist(StorageLevel.DISK_ONLY)
 
 
 def read_embeddings(spark: SparkSession, uri: str) -> DataFrame:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -17,6 +16,7 @@ from notellm2_udf.spark.embed_udf import (
     load_encoder,
     make_encode_partition,
 )
+from notellm2_udf.spark.persist import persist_on_disk
 from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS
 
 
@@ -93,8 +93,8 @@ def embed_day(notes_df: DataFrame, day: str, encoder: EncoderSettings, target: E
     version = encoder.model_version
     unique_df, duplicate_errors_df = split_duplicates(notes_df)
     unique_df, utf8_errors_df = drop_invalid_utf8(unique_df)
-    encoded_df = encode_notes(unique_df.repartition(partitions, "note_id"),
-                              encoder).persist(StorageLevel.MEMORY_AND_DISK)
+    encoded_df = persist_on_disk(encode_notes(unique_df.repartition(partitions, "note_id"),
+                                              encoder))
     try:
         stamp = {"model_version": F.lit(version), "run_id": F.lit(target.run_id)}
         embeddings_df = embeddings_rows(encoded_df, day).withColumns(stamp)
