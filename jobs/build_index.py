@@ -122,8 +122,8 @@ def window_accounts(spark: SparkSession, settings: BuildIndexSettings, embedding
     """The version to index and what it has embedded of the window (see module docstring)."""
     errors_df = (read_table(spark, settings.errors, EMBEDDING_ERRORS) if settings.errors
                  else spark.createDataFrame([], EMBEDDING_ERRORS.schema))
-    notes_df = (notes_in_window(spark, settings.notes, first, last) if settings.notes
-                else known_notes(embeddings_df, errors_df)).cache()
+    notes_df = persist_on_disk(notes_in_window(spark, settings.notes, first, last)
+                               if settings.notes else known_notes(embeddings_df, errors_df))
     if settings.model_version:
         candidates = [settings.model_version]
     elif settings.models_root:

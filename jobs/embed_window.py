@@ -56,6 +56,7 @@ from notellm2_udf.spark.job_args import (
     run_id_arg,
 )
 from notellm2_udf.spark.job_runtime import JobSummary, run_job
+from notellm2_udf.spark.persist import persist_on_disk
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS
 
@@ -137,7 +138,7 @@ def run(spark: SparkSession, settings: EmbedWindowSettings, summary: JobSummary)
     for spec, location in ((NOTE_EMBEDDINGS, settings.embeddings),
                            (EMBEDDING_ERRORS, settings.errors)):
         ensure_table(spark, spec, location)
-    notes_df = notes_in_window(spark, settings.notes, first, last).cache()
+    notes_df = persist_on_disk(notes_in_window(spark, settings.notes, first, last))
     target = EmbedTarget(settings.embeddings, settings.errors, settings.run_id)
     summary.add("window", f"[{first}, {last}]")
     try:

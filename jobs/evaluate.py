@@ -25,7 +25,6 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -41,6 +40,7 @@ from notellm2_udf.pipeline.notes import NOTE_COLUMNS, split_duplicates
 from notellm2_udf.spark.embed_udf import EncoderSettings
 from notellm2_udf.spark.job_args import add_held_out_arguments, comma_list, positive_int_arg
 from notellm2_udf.spark.job_runtime import JobSummary, run_job
+from notellm2_udf.spark.persist import persist_on_disk
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from notellm2_udf.spark.tables import read_table
 from notellm2_udf.training.pairs import held_out_start, split_by_date
@@ -141,8 +141,8 @@ def run(spark: SparkSession, settings: EvaluateSettings, summary: JobSummary) ->
     pair_note_ids_df = (test_pairs_df.select("note_id")
                         .union(test_pairs_df.select(F.col("related_note_id").alias("note_id")))
                         .distinct())
-    notes_df = split_duplicates(notes_df.join(pair_note_ids_df, "note_id", "left_semi")
-                                .select(*NOTE_COLUMNS))[0].cache()
+    notes_df = persist_on_disk(split_duplicates(
+        notes_df.join(pair_note_ids_df, "note_id", "left_semi").select(*NOTE_COLUMNS))[0])
     ranking = settings.ranking
     pair_sets = test_pair_sets(present_pairs(test_pairs_df, notes_df), text_lengths(notes_df),
                                ranking)
@@ -156,9 +156,10 @@ def run(spark: SparkSession, settings: EvaluateSettings, summary: JobSummary) ->
     for inputs in settings.inputs:
         encoder_settings = EncoderSettings(pinned.dir, settings.max_image_pixels,
                                            missing_image=MISSING_IMAGE_OF_INPUTS.get(inputs))
-        # Kept on executors (memory, then disk): every test-pair set is ranked against it.
-        embeddings_df = (encode_notes(with_inputs(notes_df, inputs), encoder_settings)
-                         .select("note_id", "embedding").persist(StorageLevel.MEMORY_AND_DISK))
+        # Kept on executors' disk: every test-pair set is ranked against it.
+        embeddings_df = persist_on_disk(encode_notes(with_inputs(notes_df, inputs),
+                                                     encoder_settings)
+                                        .select("note_id", "embedding"))
         metrics[inputs], metrics["subsets"][inputs] = evaluate_embeddings(
             pair_sets, embeddings_df, ks, ranking)
         embeddings_df.unpersist()

@@ -7,6 +7,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from notellm2_udf.errors import JobInputError
+from notellm2_udf.spark.persist import persist_on_disk
 
 NOTE_FIELDS = ("note_id", "title", "content", "topics", "image")
 SIDES = ("a", "b")  # a = the pair's first note (the query), b = its partner
@@ -81,7 +82,7 @@ def undirected_rows(pairs_df: DataFrame, notes_df: DataFrame) -> tuple[DataFrame
     """(with_notes of the undirected pairs, cached; how many of those pairs it dropped for a
     note missing from `notes_df`)."""
     undirected_df = undirected_pairs(pairs_df)
-    rows_df = with_notes(undirected_df, notes_df).cache()
+    rows_df = persist_on_disk(with_notes(undirected_df, notes_df))
     return rows_df, undirected_df.count() - rows_df.count()
 
 
