@@ -21,6 +21,13 @@ from notellm2_udf.spark.remote_files import (
     list_files,
 )
 
+# Spawned, not forked: the test process runs Spark's py4j threads and pyarrow's thread pools,
+# and a forked child may inherit a lock one of them held at the fork, then wait forever on it
+# (CI hung in this file once, inside a forked fetch). Every wait has a bound so a stuck child
+# fails the test instead of the run.
+_CONTEXT = multiprocessing.get_context("spawn")
+_WAIT_S = 120
+
 
 @pytest.fixture
 def model_dir(tmp_path):
@@ -86,8 +93,9 @@ def _fetch_in_process(args):
 
 def test_concurrent_workers_copy_once(model_dir, tmp_path):
     cache = tmp_path / "cache"
-    with multiprocessing.get_context("fork").Pool(4) as pool:
-        results = pool.map(_fetch_in_process, [(model_dir.as_uri(), str(cache))] * 8)
+    with _CONTEXT.Pool(4) as pool:
+        results = pool.map_async(_fetch_in_process,
+                                 [(model_dir.as_uri(), str(cache))] * 8).get(_WAIT_S)
     assert sum(copied for _, copied, _ in results) == 1
     assert {(path, size) for path, _, size in results} == {
         (str(cache / results[0][0].rsplit("/", 1)[1]), 3_000_000)}
@@ -101,15 +109,15 @@ def _new_version(model_dir: Path, size: int) -> None:
 
 def _fetch_in_a_process_that_exits(uri: str, cache: Path, keep: int, **kwargs) -> str:
     """The name of the copy, fetched by a process that then exits (releasing its hold)."""
-    with multiprocessing.get_context("fork").Pool(1) as pool:
+    with _CONTEXT.Pool(1) as pool:
         kwargs.update(cache_dir=cache, keep=keep)
-        return Path(pool.apply(fetch, (uri,), kwargs)[0]).name
+        return Path(pool.apply_async(fetch, (uri,), kwargs).get(_WAIT_S)[0]).name
 
 
 def _hold_in_a_process(uri: str, cache: Path, fetched, release) -> None:
     fetch(uri, cache_dir=cache)
     fetched.set()
-    release.wait(60)
+    release.wait(_WAIT_S)
 
 
 def _cached(cache: Path) -> set[str]:
@@ -128,11 +136,10 @@ def test_the_cache_keeps_the_most_recently_used_copies(model_dir, tmp_path):
 
 def test_a_copy_in_use_is_never_pruned(model_dir, tmp_path):
     cache, uri = tmp_path / "cache", model_dir.as_uri()
-    context = multiprocessing.get_context("fork")
-    fetched, release = context.Event(), context.Event()
-    holder = context.Process(target=_hold_in_a_process, args=(uri, cache, fetched, release))
+    fetched, release = _CONTEXT.Event(), _CONTEXT.Event()
+    holder = _CONTEXT.Process(target=_hold_in_a_process, args=(uri, cache, fetched, release))
     holder.start()
-    assert fetched.wait(60)
+    assert fetched.wait(_WAIT_S)
     (held,) = {p.name for p in cache.iterdir() if not p.name.startswith(".")}
 
     _new_version(model_dir, 12)
@@ -140,7 +147,7 @@ def test_a_copy_in_use_is_never_pruned(model_dir, tmp_path):
     assert _cached(cache) == {held, f".{held}.lock", second, f".{second}.lock"}
 
     release.set()
-    holder.join(60)
+    holder.join(_WAIT_S)
     _new_version(model_dir, 13)
     third, copied = fetch(uri, cache_dir=cache, keep=1)  # this process holds it from now on
     assert copied and _cached(cache) == {third.name, f".{third.name}.lock"}
