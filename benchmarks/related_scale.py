@@ -427,7 +427,8 @@ def run_budget_size(n: int, out: Path, env: dict, spark_submit: list[str], num_s
             facts = summary_facts(stdout)
             runs[name].append({
                 "budget_mib": budget_mib, "groups": int(facts["shard_groups"]),
-                "wall_s": round(wall_s, 1), "recall": float(facts[f"recall@{TOP_K}"]),
+                "wall_s": round(wall_s, 1), "search_write_s": float(facts["search_write_s"]),
+                "recall_s": float(facts["recall_s"]), "recall": float(facts[f"recall@{TOP_K}"]),
                 "rows": int(facts["rows"]), "python_peak_mib": peak.mib("python"),
                 "jvm_peak_mib": peak.mib("jvm"), "load1": round(os.getloadavg()[0], 1)})
             print(json.dumps({"notes": n, name: runs[name][-1]}), flush=True)
@@ -450,8 +451,8 @@ def budget_markdown(result: dict) -> str:
         f"Run {result['date']} on {result['machine']}; load average before: "
         f"{result['load_before']}, after: {result['load_after']}.", "",
         "| notes | index | shards | index MiB | build s (JVM / Python peak MiB) | run | "
-        "task budget MiB | groups | related s | recall@100 | rows | Python worker peak MiB | "
-        "JVM peak MiB | load (1 min) after |",
+        "task budget MiB | groups | related s (search + write / recall pass) | recall@100 | "
+        "rows | Python worker peak MiB | JVM peak MiB | load (1 min) after |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["sizes"]:
@@ -459,7 +460,8 @@ def budget_markdown(result: dict) -> str:
             lines.append(
                 f"| {r['notes']:,} | {r['index']} | {r['shards']} | {r['index_mib']} | "
                 f"{r['build_s']} ({r['build_jvm_peak_mib']} / {r['build_python_peak_mib']}) | "
-                f"{name} | {run['budget_mib']} | {run['groups']} | {run['wall_s']} | "
+                f"{name} | {run['budget_mib']} | {run['groups']} | {run['wall_s']} "
+                f"({run['search_write_s']} / {run['recall_s']}) | "
                 f"{run['recall']} | {run['rows']:,} | {run['python_peak_mib']} | "
                 f"{run['jvm_peak_mib']} | {run['load1']} |")
     lines += [""] + [f"- {r['notes']:,} notes: quarter / whole index median wall time "

@@ -150,8 +150,10 @@ def run(spark: SparkSession, settings: RelatedNotesSettings, summary: JobSummary
         register_table(spark, RELATED_NOTES, settings.related)
         search_s = time.monotonic() - started
         log.info("related notes of %s written in %.1fs", day, search_s)
+        started = time.monotonic()
         recall = (sampled_recall(spark, corpus_df, queries_df, manifest, settings)
                   if settings.recall_sample else None)
+        recall_s = time.monotonic() - started
     finally:
         corpus_df.unpersist()
     written_df = read_day(spark, settings.related, day)
@@ -162,6 +164,7 @@ def run(spark: SparkSession, settings: RelatedNotesSettings, summary: JobSummary
         ("queries", settings.queries), ("top_k", settings.top_k),
         ("rows", written_df.count()), ("search_write_s", round(search_s, 1)),
         (f"recall@{settings.top_k}", None if recall is None else round(recall, 4)),
+        ("recall_s", round(recall_s, 1)),
         ("model_version", manifest["model_version"]), ("related", RELATED_NOTES.qualified_name),
     ]:
         summary.add(key, value)

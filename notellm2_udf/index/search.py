@@ -13,27 +13,62 @@ from __future__ import annotations
 import numpy as np
 
 MISSING = np.iinfo(np.int64).max
+# Global ids below this fit the low half of one int64 sort key (score above them).
+ID_BITS = 32
+NO_ID = (1 << ID_BITS) - 1
 
 
 def merge_topk(D: np.ndarray, G: np.ndarray, k: int, *, exclude: np.ndarray | None = None):
     """Top-k of candidate lists D, G [nq, c] (scores, global ids; G < 0 = no result).
 
-    `exclude` [nq] drops each query's own id. Returns D, G [nq, k] ordered by score desc,
-    then id asc; rows with fewer than k candidates end with G = -1, D = -inf.
+    `exclude` [nq] drops each query's own id; a NaN score is no result either. Returns
+    D, G [nq, k] ordered by score desc, then id asc; rows with fewer than k candidates end
+    with G = -1, D = -inf.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    invalid = G < 0
+    invalid = (G < 0) | np.isnan(D)
     if exclude is not None:
         invalid |= G == np.asarray(exclude)[:, None]
-    D = np.where(invalid, -np.inf, D).astype("float32")
-    G = np.where(invalid, MISSING, G)
-    order = np.lexsort((G, -D), axis=-1)[:, :k]
-    D, G = np.take_along_axis(D, order, 1), np.take_along_axis(G, order, 1)
+    D = np.where(invalid, np.float32(-np.inf), D).astype("float32", copy=False)
+    if G.size and G.max() >= NO_ID:
+        D, G = _merge_by_lexsort(D, np.where(invalid, MISSING, G), k)
+    else:
+        D, G = _merge_by_key(D, np.where(invalid, NO_ID, G), k)
     if D.shape[1] < k:
         pad = k - D.shape[1]
         D = np.pad(D, ((0, 0), (0, pad)), constant_values=-np.inf)
-        G = np.pad(G, ((0, 0), (0, pad)), constant_values=MISSING)
+        G = np.pad(G, ((0, 0), (0, pad)), constant_values=-1)
+    return D, G
+
+
+def _merge_by_key(D: np.ndarray, G: np.ndarray, k: int):
+    """merge_topk's order as one int64 per candidate, (-score bits) << 32 | id, sorted row by
+    row: 2.5-4x faster than a two-key lexsort at [100k, 200..816] (measured), and the merge
+    is most of a grouped search's CPU. Missing candidates carry NO_ID and -inf."""
+    bits = _ordered_bits((D + np.float32(0)).view(np.int32))  # -0.0 ties +0.0, as in a sort
+    keys = -bits.astype(np.int64)
+    keys <<= ID_BITS
+    keys |= G
+    keys.sort(axis=1)
+    keys = keys[:, :k]
+    G = keys & NO_ID
+    D = _ordered_bits((-(keys >> ID_BITS)).astype(np.int32)).view(np.float32)
+    missing = G == NO_ID
+    G[missing] = -1
+    D[missing] = -np.inf
+    return D, G
+
+
+def _ordered_bits(bits: np.ndarray) -> np.ndarray:
+    """float32 bit patterns (as int32) <-> int32s that order like the floats (an involution)."""
+    return bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))
+
+
+def _merge_by_lexsort(D: np.ndarray, G: np.ndarray, k: int):
+    """merge_topk for global ids past NO_ID (over 4 billion notes): two-key sort."""
+    order = np.lexsort((G, -D), axis=-1)[:, :k]
+    D, G = np.take_along_axis(D, order, 1), np.take_along_axis(G, order, 1)
     G[G == MISSING] = -1
     return D, G
 

@@ -92,6 +92,7 @@ def test_ivf_recall_and_manifest(spark, index_paths, capsys):
     assert recall >= 0.95
     reported = float(summary.split("recall@100=")[1].split(",")[0])
     assert reported >= 0.95
+    assert float(summary.split("recall_s=")[1].split(",")[0]) > 0
 
 
 def test_rerun_replaces_the_index_and_the_day_atomically(spark, index_paths):

@@ -31,6 +31,37 @@ def test_merge_orders_by_score_then_id_drops_self_and_pads():
     assert np.isneginf(D2[:, 3]).all()
 
 
+def reference_merge(D, G, k, exclude):
+    """merge_topk's contract row by row in plain Python."""
+    rows_D, rows_G = [], []
+    for row, own in zip(range(len(G)), exclude):
+        kept = sorted((-float(d), int(g)) for d, g in zip(D[row], G[row])
+                      if g >= 0 and g != own and not np.isnan(d))[:k]
+        kept += [(np.inf, -1)] * (k - len(kept))
+        rows_D.append([-d for d, _ in kept])
+        rows_G.append([g for _, g in kept])
+    return np.array(rows_D, dtype="float32"), np.array(rows_G)
+
+
+@pytest.mark.parametrize("id_base", [0, 2**32 - 5, 2**40])  # ids within and past one key
+def test_merge_equals_a_plain_sort_with_ties_signs_and_holes(id_base):
+    rng = np.random.default_rng(id_base % 97)
+    scores = np.array([-1.5, -0.0, 0.0, 0.25, 0.5, 2.0, -np.inf, np.inf, np.nan], "float32")
+    for _ in range(300):
+        nq, c, k = rng.integers(1, 12), rng.integers(1, 40), rng.integers(1, 50)
+        D = rng.choice(scores, (nq, c))
+        noisy = rng.random((nq, c)) < 0.3
+        D[noisy] += rng.standard_normal(noisy.sum()).astype("float32")
+        G = id_base + rng.permuted(np.tile(np.arange(3 * c), (nq, 1)), axis=1)[:, :c]
+        G[rng.random((nq, c)) < 0.1] = -1
+        exclude = np.where(rng.random(nq) < 0.5, id_base + rng.integers(0, 3 * c, nq), -1)
+        D_merged, G_merged = merge_topk(D, G, k, exclude=exclude)
+        D_expected, G_expected = reference_merge(D, G, k, exclude)
+        assert np.array_equal(G_merged, G_expected)
+        assert np.array_equal(D_merged, D_expected)  # -0.0 == 0.0
+        assert D_merged.dtype == np.float32 and G_merged.dtype == np.int64
+
+
 def test_sharded_exact_search_equals_unsharded():
     xb = clustered_vectors(3000)
     # Duplicates tie exactly: their order must come from the id, not the shard, also
