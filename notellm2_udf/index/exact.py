@@ -75,8 +75,11 @@ def batch_candidates(xq: np.ndarray, query_ids: np.ndarray, batch: pd.DataFrame,
     order (score desc, note_id asc), whatever the ties."""
     scores = xq @ as_matrix(batch["embedding"]).T
     note_ids = batch["note_id"].to_numpy()
-    query, position = np.nonzero(note_ids[None, :] == query_ids[:, None])
-    scores[query, position] = -np.inf
+    # A hash lookup of the batch's ids among the (distinct) queries: O(batch), where
+    # comparing every pair cost nq x batch string comparisons.
+    query_of_row = pd.Index(query_ids).get_indexer(note_ids)
+    position = np.flatnonzero(query_of_row >= 0)
+    scores[query_of_row[position], position] = -np.inf
     m = min(k, scores.shape[1])
     kth = np.partition(scores, -m, axis=1)[:, -m]
     width = int((scores >= kth[:, None]).sum(axis=1).max())
