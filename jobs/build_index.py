@@ -36,7 +36,7 @@ from pyspark.sql import SparkSession
 
 from notellm2_udf.index.layout import new_build_dir, publish
 from notellm2_udf.index.loaded import DEFAULT_TASK_INDEX_MIB, ID_BYTES_PER_NOTE
-from notellm2_udf.index.params import INDEX_TYPES, choose_params, default_num_shards
+from notellm2_udf.index.params import INDEX_TYPES, NPROBE, choose_params, default_num_shards
 from notellm2_udf.index.shards import (
     TRAINED,
     build_shards_df,
@@ -82,6 +82,7 @@ class BuildIndexSettings:
     window_days: int = 30
     num_shards: int | None = None
     index_type: str = "auto"
+    nprobe: int = NPROBE
     notes: str | None = None
     errors: str | None = None
     models_root: str | None = None
@@ -99,6 +100,11 @@ def parse_args(argv: Sequence[str] | None) -> BuildIndexSettings:
     parser.add_argument("--num-shards", type=positive_int_arg, default=None,
                         help="default: one per core, at least 50k notes each")
     parser.add_argument("--index-type", choices=INDEX_TYPES, default="auto")
+    parser.add_argument("--nprobe", type=positive_int_arg, default=NPROBE,
+                        help="IVF lists each query scans, kept in the index's search "
+                             "parameters: more lists, higher recall, slower related notes "
+                             "(default %(default)s; recall@100 0.984 at 1M notes, 0.955 at 3M, "
+                             "docs/BENCHMARKS.md)")
     parser.add_argument("--notes", default=None,
                         help="notes Delta location: which days of the window have notes")
     parser.add_argument("--errors", default=None,
@@ -166,7 +172,8 @@ def run(spark: SparkSession, settings: BuildIndexSettings, summary: JobSummary) 
         if facts.rows == 0:
             return publish_empty(settings, model_version, completeness, summary)
         model_version, d = check_corpus(facts, day=day, window_days=window_days)
-        params = choose_params(n=facts.rows, d=d, index_type=settings.index_type)
+        params = choose_params(n=facts.rows, d=d, index_type=settings.index_type,
+                               nprobe=settings.nprobe)
         num_shards = shard_count(settings, params, rows=facts.rows,
                                  parallelism=spark.sparkContext.defaultParallelism)
         log.info("corpus %s: %d notes, %d-d, model %s -> %s in %d shard(s)", day,

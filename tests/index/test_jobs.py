@@ -94,6 +94,16 @@ def test_ivf_recall_and_manifest(spark, index_paths, capsys):
     assert reported >= 0.95
     assert float(summary.split("recall_s=")[1].split(",")[0]) > 0
 
+    # --nprobe is kept with the index: scanning every list finds what exact search finds
+    # (0.999: two notes at the 100th place may tie to float rounding, in any order).
+    assert build(index_paths, "--index-type", "ivf", "--num-shards", "2", "--nprobe", "76") == 0
+    manifest = json.loads((index_paths[1] / f"dt={DAY}" / "manifest.json").read_text())
+    assert manifest["search_parameters"] == "nprobe=76"
+    assert relate(index_paths, "--recall-sample", "100") == 0
+    found = read_related(spark, index_paths[2], DAY)
+    assert np.mean([len({o for o, _ in found[q]} & {o for o, _ in expected[q]}) / 100
+                    for q in note_ids]) >= 0.999
+
 
 def test_rerun_replaces_the_index_and_the_day_atomically(spark, index_paths):
     xb = clustered_vectors(200, seed=3)
