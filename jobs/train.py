@@ -228,8 +228,8 @@ def run(spark: SparkSession, settings: TrainJobSettings, summary: JobSummary) ->
 
 def pair_rows(pairs_df: DataFrame, notes_df: DataFrame, purpose: str,
               summary: JobSummary) -> DataFrame:
-    """The pairs as training rows (cached); the pairs dropped for a missing note are logged
-    and counted in the summary as <purpose>_pairs_without_notes."""
+    """The pairs as training rows (persisted on disk); the pairs dropped for a missing note
+    are logged and counted in the summary as <purpose>_pairs_without_notes."""
     rows_df, dropped = undirected_rows(pairs_df, notes_df)
     log.info("%s: %d pair(s) dropped, a note missing from the notes table", purpose, dropped)
     summary.add(f"{purpose}_pairs_without_notes", dropped)

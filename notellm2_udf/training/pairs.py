@@ -79,8 +79,8 @@ def with_notes(pairs_df: DataFrame, notes_df: DataFrame) -> DataFrame:
 
 
 def undirected_rows(pairs_df: DataFrame, notes_df: DataFrame) -> tuple[DataFrame, int]:
-    """(with_notes of the undirected pairs, cached; how many of those pairs it dropped for a
-    note missing from `notes_df`)."""
+    """(with_notes of the undirected pairs, persisted on disk; how many of those pairs it
+    dropped for a note missing from `notes_df`)."""
     undirected_df = undirected_pairs(pairs_df)
     rows_df = persist_on_disk(with_notes(undirected_df, notes_df))
     return rows_df, undirected_df.count() - rows_df.count()
