@@ -46,7 +46,7 @@ def partition_rows(table_uri: str, day: str) -> int | None:
         (f.rows if f.rows is not None else int(f.size > 0)) for f in files if f.dt == day)
 
 
-CLOSED_THROUGH = "notellm2.closed_through"  # as in notellm2_udf.pipeline.notes
+CLOSED_THROUGH = "notellm2.closed_through"  # as in notellm2_udf.inputs.notes
 
 
 def closed_through(table_uri: str) -> str | None:

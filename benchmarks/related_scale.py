@@ -241,10 +241,10 @@ def spark_cpu_s() -> tuple[float, dict[int, float]]:
 def run_breakdown(data: Path) -> list[dict]:
     """Search + write of related_notes cut into steps, each timed in one session."""
     from jobs.related_notes import ONE_DAY_WRITE, search_tasks, with_day
+    from notellm2_udf.index.corpus import latest_embeddings, read_embeddings
     from notellm2_udf.index.layout import read_manifest
     from notellm2_udf.index.loaded import DEFAULT_TASK_INDEX_MIB, LoadedShards
     from notellm2_udf.index.related import RELATED, query_arrays, related_notes_df
-    from notellm2_udf.pipeline.corpus import latest_embeddings, read_embeddings
     from notellm2_udf.spark.delta_io import conform, replace_days
     from notellm2_udf.spark.executor_resources import use_task_cpus_for_faiss
     from notellm2_udf.spark.session import SparkSettings, build_spark_session, session_conf

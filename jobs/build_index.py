@@ -34,6 +34,22 @@ from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
 
+from notellm2_udf.days import window_bounds
+from notellm2_udf.embedding.window_days import (
+    DayAccount,
+    account_days,
+    check_complete,
+    choose_version,
+    known_notes,
+    late_notes,
+    missing_days,
+)
+from notellm2_udf.index.corpus import (
+    check_corpus,
+    corpus_facts,
+    latest_embeddings,
+    read_embeddings,
+)
 from notellm2_udf.index.layout import new_build_dir, publish
 from notellm2_udf.index.loaded import DEFAULT_TASK_INDEX_MIB, ID_BYTES_PER_NOTE
 from notellm2_udf.index.params import INDEX_TYPES, NPROBE, choose_params, default_num_shards
@@ -43,27 +59,11 @@ from notellm2_udf.index.shards import (
     shard_entries,
     train_on_executor,
 )
-from notellm2_udf.model.registry import read_state
-from notellm2_udf.pipeline.corpus import (
-    check_corpus,
-    corpus_facts,
-    latest_embeddings,
-    read_embeddings,
-)
-from notellm2_udf.pipeline.notes import notes_in_window
-from notellm2_udf.pipeline.window_days import (
-    DayAccount,
-    account_days,
-    check_complete,
-    choose_version,
-    known_notes,
-    late_notes,
-    missing_days,
-)
-from notellm2_udf.spark.days import window_bounds
+from notellm2_udf.inputs.notes import notes_in_window
+from notellm2_udf.job.args import day_arg, positive_int_arg
+from notellm2_udf.job.runtime import JobSummary, run_job
+from notellm2_udf.registry.versions import read_state
 from notellm2_udf.spark.executor_resources import executor_cpus
-from notellm2_udf.spark.job_args import day_arg, positive_int_arg
-from notellm2_udf.spark.job_runtime import JobSummary, run_job
 from notellm2_udf.spark.persist import persist_on_disk
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from notellm2_udf.spark.tables import read_table

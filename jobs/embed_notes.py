@@ -33,20 +33,20 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from notellm2_udf.model.registry import PinnedModel
-from notellm2_udf.pipeline.embedding import DayCounts, EmbedTarget, embed_day
-from notellm2_udf.pipeline.encode_options import EncodeOptions, add_encode_arguments
-from notellm2_udf.pipeline.model_dir import pin_model
-from notellm2_udf.pipeline.notes import read_notes_day
-from notellm2_udf.pipeline.publication import withdraw_marker
-from notellm2_udf.spark.delta_io import register_table
-from notellm2_udf.spark.job_args import (
+from notellm2_udf.embedding.day import DayCounts, EmbedTarget, embed_day
+from notellm2_udf.embedding.options import EncodeOptions, add_encode_arguments
+from notellm2_udf.inputs.notes import read_notes_day
+from notellm2_udf.job.args import (
     add_model_arguments,
     day_arg,
     manual_run_id,
     run_id_arg,
 )
-from notellm2_udf.spark.job_runtime import JobSummary, run_job
+from notellm2_udf.job.runtime import JobSummary, run_job
+from notellm2_udf.registry.pinning import pin_model
+from notellm2_udf.registry.versions import PinnedModel
+from notellm2_udf.serving.publication import withdraw_marker
+from notellm2_udf.spark.delta_io import register_table
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS
 

@@ -34,28 +34,28 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
+from notellm2_udf.days import window_bounds
+from notellm2_udf.embedding.day import EmbedTarget, embed_day
+from notellm2_udf.embedding.options import EncodeOptions, add_encode_arguments
+from notellm2_udf.embedding.window_days import DayAccount, account_days
 from notellm2_udf.errors import JobInputError
-from notellm2_udf.model.registry import (
-    PinnedModel,
-    RegistryError,
-    record_progress,
-    resolve_pending,
-)
-from notellm2_udf.pipeline.embedding import EmbedTarget, embed_day
-from notellm2_udf.pipeline.encode_options import EncodeOptions, add_encode_arguments
-from notellm2_udf.pipeline.model_dir import check_model_dir, pin_model
-from notellm2_udf.pipeline.notes import notes_in_window, read_notes_day
-from notellm2_udf.pipeline.window_days import DayAccount, account_days
-from notellm2_udf.spark.days import window_bounds
-from notellm2_udf.spark.delta_io import ensure_table, register_table
-from notellm2_udf.spark.job_args import (
+from notellm2_udf.inputs.notes import notes_in_window, read_notes_day
+from notellm2_udf.job.args import (
     add_model_arguments,
     day_arg,
     manual_run_id,
     positive_int_arg,
     run_id_arg,
 )
-from notellm2_udf.spark.job_runtime import JobSummary, run_job
+from notellm2_udf.job.runtime import JobSummary, run_job
+from notellm2_udf.registry.pinning import check_model_dir, pin_model
+from notellm2_udf.registry.versions import (
+    PinnedModel,
+    RegistryError,
+    record_progress,
+    resolve_pending,
+)
+from notellm2_udf.spark.delta_io import ensure_table, register_table
 from notellm2_udf.spark.persist import persist_on_disk
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS

@@ -11,7 +11,7 @@ reduced so that each note appears once; query = first note of a pair; pool = eve
 the test pairs (posted on any day) except the queries; inner-product ranking; Recall@K.
 Subsets as the authors': short/long queries and short/long targets, each with its own pair
 selection and its own pool. Notes are encoded through the embedding job's code path
-(notellm2_udf.pipeline.embedding.encode_notes); `--inputs image` blanks the text fields;
+(notellm2_udf.embedding.day.encode_notes); `--inputs image` blanks the text fields;
 `--inputs text` blanks the image and feeds an all-zero image (the authors' text-only
 protocol); `--inputs text_no_image` leaves the image segment out (ours). A note left with no
 content cannot be retrieved nor query: it counts as a miss. REPORT gets
@@ -28,18 +28,18 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from notellm2_udf.embedding.day import encode_notes
+from notellm2_udf.embedding.udf import EncoderSettings
 from notellm2_udf.errors import JobInputError
 from notellm2_udf.evaluation.metrics_report import INPUT_TITLES, write_report
 from notellm2_udf.evaluation.protocol import evaluate_embeddings, test_pair_sets
 from notellm2_udf.evaluation.ranking import RankingSettings
 from notellm2_udf.evaluation.recall import DEFAULT_KS
+from notellm2_udf.inputs.notes import NOTE_COLUMNS, split_duplicates
+from notellm2_udf.job.args import add_held_out_arguments, comma_list, positive_int_arg
+from notellm2_udf.job.runtime import JobSummary, run_job
 from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
-from notellm2_udf.pipeline.embedding import encode_notes
-from notellm2_udf.pipeline.model_dir import pin_model
-from notellm2_udf.pipeline.notes import NOTE_COLUMNS, split_duplicates
-from notellm2_udf.spark.embed_udf import EncoderSettings
-from notellm2_udf.spark.job_args import add_held_out_arguments, comma_list, positive_int_arg
-from notellm2_udf.spark.job_runtime import JobSummary, run_job
+from notellm2_udf.registry.pinning import pin_model
 from notellm2_udf.spark.persist import persist_on_disk
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from notellm2_udf.spark.tables import read_table

@@ -31,16 +31,16 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from notellm2_udf.model.registry import prune, switch
-from notellm2_udf.pipeline.publication import (
+from notellm2_udf.job.args import day_arg, positive_int_arg, run_id_arg
+from notellm2_udf.job.runtime import JobSummary, run_job
+from notellm2_udf.registry.versions import prune, switch
+from notellm2_udf.serving.publication import (
     marker_path,
     publication_record,
     update_table_properties,
     write_text,
 )
 from notellm2_udf.spark.delta_io import read_day, register_table
-from notellm2_udf.spark.job_args import day_arg, positive_int_arg, run_id_arg
-from notellm2_udf.spark.job_runtime import JobSummary, run_job
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS, RELATED_NOTES
 

@@ -31,15 +31,15 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from notellm2_udf.errors import JobInputError
+from notellm2_udf.index.corpus import latest_embeddings, new_notes, read_embeddings
 from notellm2_udf.index.exact import exact_topk, recall_at_k, sample_queries
 from notellm2_udf.index.layout import read_manifest
 from notellm2_udf.index.loaded import DEFAULT_TASK_INDEX_MIB, shard_groups
 from notellm2_udf.index.related import related_notes_df
-from notellm2_udf.pipeline.corpus import latest_embeddings, new_notes, read_embeddings
-from notellm2_udf.pipeline.publication import withdraw_marker
+from notellm2_udf.job.args import day_arg, non_negative_int_arg, positive_int_arg
+from notellm2_udf.job.runtime import JobSummary, run_job
+from notellm2_udf.serving.publication import withdraw_marker
 from notellm2_udf.spark.delta_io import read_day, register_table, replace_days
-from notellm2_udf.spark.job_args import day_arg, non_negative_int_arg, positive_int_arg
-from notellm2_udf.spark.job_runtime import JobSummary, run_job
 from notellm2_udf.spark.persist import persist_on_disk
 from notellm2_udf.spark.session import SparkSettings, build_spark_session, session_conf
 from schemas import RELATED_NOTES

@@ -30,9 +30,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from notellm2_udf.errors import JobInputError
-from notellm2_udf.pipeline.validation import check_counts, sampled_recall, window_embeddings
-from notellm2_udf.spark.job_args import day_arg, positive_int_arg
-from notellm2_udf.spark.job_runtime import JobSummary, run_job
+from notellm2_udf.index.validation import check_counts, sampled_recall, window_embeddings
+from notellm2_udf.job.args import day_arg, positive_int_arg
+from notellm2_udf.job.runtime import JobSummary, run_job
 from notellm2_udf.spark.persist import persist_on_disk
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from notellm2_udf.spark.tables import read_table, read_table_day

@@ -20,12 +20,12 @@ import pandas as pd
 import pyspark
 import torch
 
+from notellm2_udf.embedding.udf import EncoderSettings, make_encode_partition
+from notellm2_udf.files.worker_cache import MODELS
 from notellm2_udf.inference.encoder import Encoder
 from notellm2_udf.model.checkpoint import save_checkpoint
 from notellm2_udf.model.compose import compose_tiny_random
 from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
-from notellm2_udf.spark.embed_udf import EncoderSettings, make_encode_partition
-from notellm2_udf.spark.worker_cache import MODELS
 from tests.model.factories import image_bytes, mixed_notes, notes_frame
 
 # bf16 on the GPU against fp32 on the CPU, 64-d unit vectors of a random tiny model.

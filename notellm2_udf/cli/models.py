@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from notellm2_udf.model import registry
+    from notellm2_udf.registry import versions as registry
 
     try:
         if args.action == "status":

@@ -30,9 +30,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from notellm2_udf.days import validate_day
     from notellm2_udf.report.collect import collect_report_data
     from notellm2_udf.report.html import render_report
-    from notellm2_udf.spark.days import validate_day
     from notellm2_udf.spark.session import SparkSettings, build_spark_session
 
     try:

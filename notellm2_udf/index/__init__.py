@@ -8,6 +8,6 @@ loaded   shards loaded in a worker; groups of shards within a task's index budge
 related  the related-notes search on executors, one group of shards at a time
 exact    sampled recall against exact search
 
-The corpus an index holds is defined once, in notellm2_udf.pipeline.corpus. docs/INDEX.md has
+The corpus an index holds is defined once, in notellm2_udf.index.corpus. docs/INDEX.md has
 the design and the figures behind the defaults.
 """

@@ -14,7 +14,7 @@ before the swap; older ones (and builds of failed runs) are removed by the next 
 
 build_index writes to a filesystem that the driver and every executor see at the same path
 (local disk in local mode, a shared mount such as NFS on a cluster; `file:` URIs name it
-too). Readers take any URI that `spark/remote_files.py` reads (hdfs://, s3a://, file://...):
+too). Readers take any URI that `files/remote_files.py` reads (hdfs://, s3a://, file://...):
 each executor copies the published build once to its local cache, keyed by the build's name.
 """
 
@@ -27,9 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from notellm2_udf.atomic_files import write_text_atomic
+from notellm2_udf.days import validate_day
 from notellm2_udf.errors import JobInputError
-from notellm2_udf.spark.days import validate_day
-from notellm2_udf.spark.remote_files import is_remote, local_copy, read_text
+from notellm2_udf.files.remote_files import is_remote, local_copy, read_text
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1

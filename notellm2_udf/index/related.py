@@ -24,10 +24,10 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
+from notellm2_udf.files.worker_cache import INDEXES
 from notellm2_udf.index.loaded import LoadedShards, NamedRange, group_names, shard_groups
 from notellm2_udf.index.search import coarse_assignment, merge_topk
 from notellm2_udf.spark.executor_resources import use_task_cpus_for_faiss
-from notellm2_udf.spark.worker_cache import INDEXES
 
 RELATED = T.StructType([
     T.StructField("note_id", T.StringType(), False),

@@ -1,2 +1,2 @@
-"""The Spark side: the session, Delta I/O, days, contract tables, job flags and runtime,
-executor resources and logging, the per-worker cache and the embedding UDF."""
+"""Spark plumbing, and only that: the session, Delta I/O, reading contract tables, keeping a
+DataFrame on disk, the running task's resources. Every module here imports pyspark."""

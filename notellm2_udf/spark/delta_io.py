@@ -9,7 +9,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.utils import AnalysisException
 
-from notellm2_udf.spark.days import validate_day
+from notellm2_udf.days import validate_day
 from schemas import DATABASE, TableSpec
 
 

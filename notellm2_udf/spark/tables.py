@@ -5,8 +5,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from notellm2_udf.days import validate_day
 from notellm2_udf.errors import JobInputError
-from notellm2_udf.spark.days import validate_day
 from schemas import TableSpec
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from notellm2_udf.model import registry
 from notellm2_udf.model.version import model_version
+from notellm2_udf.registry import versions as registry
 from tests.airflow.airflow_env import AIRFLOW_PYTHON, DAG_FOLDER, SCRIPTS, airflow_env
 from tests.conftest import REPO_ROOT
 from tests.processes import private_install_env

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from notellm2_udf.cli.sql import markers, run_statement, statements_of_file
-from notellm2_udf.pipeline.publication import publication_record, update_table_properties
 from notellm2_udf.services.daemons import free_port
 from notellm2_udf.services.sql_server import SqlServer, beeline_command
+from notellm2_udf.serving.publication import publication_record, update_table_properties
 from notellm2_udf.spark.delta_io import read_day
 from tests.conftest import REPO_ROOT
 from tests.processes import private_install_env

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jobs import related_notes
-from notellm2_udf.spark.remote_files import default_cache_dir
+from notellm2_udf.files.remote_files import default_cache_dir
 from tests.index.conftest import clustered_vectors, embeddings_pdf, read_related, write_embeddings
 from tests.index.test_jobs import DAY, assert_same_related, build, ids, relate
 

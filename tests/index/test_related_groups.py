@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from notellm2_udf.index.corpus import latest_embeddings, read_embeddings
 from notellm2_udf.index.layout import read_manifest
 from notellm2_udf.index.loaded import entry_bytes, shard_groups
 from notellm2_udf.index.related import related_notes_df
-from notellm2_udf.pipeline.corpus import latest_embeddings, read_embeddings
 from tests.index.conftest import clustered_vectors, embeddings_pdf, exact_related, write_embeddings
 from tests.index.test_jobs import DAY, build, ids
 

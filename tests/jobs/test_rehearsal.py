@@ -25,10 +25,10 @@ from pyspark.sql import functions as F
 
 from jobs import build_index, embed_notes, embed_window, publish, related_notes, validate_related
 from notellm2_udf.cli.main import main as notellm2
-from notellm2_udf.model import registry
-from notellm2_udf.pipeline import embedding
+from notellm2_udf.days import window_bounds
+from notellm2_udf.embedding import day as embedding
+from notellm2_udf.registry import versions as registry
 from notellm2_udf.sample.notes import SampleSpec, generate_day
-from notellm2_udf.spark.days import window_bounds
 from notellm2_udf.spark.delta_io import replace_days, set_properties
 from schemas import CLOSED_THROUGH, NOTES
 from tests.airflow.airflow_env import DAG_FOLDER

@@ -8,8 +8,8 @@ import os
 import pytest
 
 from notellm2_udf.cli.main import main as notellm2
-from notellm2_udf.model import registry
 from notellm2_udf.model.version import model_version
+from notellm2_udf.registry import versions as registry
 
 
 def checkpoint(path, weights: str):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from notellm2_udf.index.exact import exact_topk
-from notellm2_udf.pipeline.validation import exact_top_k
+from notellm2_udf.index.validation import exact_top_k
 
 K = 4
 

@@ -10,14 +10,14 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import publish, validate_related
-from notellm2_udf.pipeline.validation import (
+from notellm2_udf.index.validation import (
     check_counts,
     sampled_recall,
     tie_tolerant_recall,
     window_embeddings,
 )
+from notellm2_udf.job.runtime import JobInputError
 from notellm2_udf.spark.delta_io import read_day
-from notellm2_udf.spark.job_runtime import JobInputError
 from tests.related_fixtures import DAYS, HOSTILE_ID, MODEL_VERSION, RUN_ID, TOP_K, shared_world
 
 DAY = DAYS[1]

@@ -11,15 +11,15 @@ import pytest
 
 from jobs import train
 from notellm2_udf.errors import JobInputError
-from notellm2_udf.index.layout import local_build_dir, read_manifest
-from notellm2_udf.pipeline.model_dir import check_model_dir
-from notellm2_udf.spark.remote_files import (
+from notellm2_udf.files.remote_files import (
     absolute_location,
     default_keep,
     fetch,
     is_remote,
     list_files,
 )
+from notellm2_udf.index.layout import local_build_dir, read_manifest
+from notellm2_udf.registry.pinning import check_model_dir
 
 # Spawned, not forked: the test process runs Spark's py4j threads and pyarrow's thread pools,
 # and a forked child may inherit a lock one of them held at the fork, then wait forever on it

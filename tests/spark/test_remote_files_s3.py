@@ -13,9 +13,9 @@ import pytest
 from pyarrow import fs
 
 from notellm2_udf.errors import JobInputError
+from notellm2_udf.files.remote_files import fetch, list_files
 from notellm2_udf.index.layout import local_build_dir, read_manifest
 from notellm2_udf.services.daemons import LOOPBACK, free_port, port_open, wait_until
-from notellm2_udf.spark.remote_files import fetch, list_files
 
 MOTO_SERVER = Path(__file__).resolve().parents[2] / ".venv-s3" / "bin" / "moto_server"
 BUCKET = "notellm2"

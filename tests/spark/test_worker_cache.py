@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from notellm2_udf.spark.worker_cache import WorkerCache
+from notellm2_udf.files.worker_cache import WorkerCache
 
 
 class Loaded:

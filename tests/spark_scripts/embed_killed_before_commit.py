@@ -14,8 +14,8 @@ import sys
 import psutil
 
 from jobs import embed_notes
-from notellm2_udf.pipeline import embedding
-from notellm2_udf.spark.embed_udf import load_encoder
+from notellm2_udf.embedding import day as embedding
+from notellm2_udf.embedding.udf import load_encoder
 
 
 class KillsSparkOnSecondBatch:

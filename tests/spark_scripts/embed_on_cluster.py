@@ -11,9 +11,9 @@ import signal
 import sys
 from pathlib import Path
 
-from notellm2_udf.pipeline.embedding import encode_notes
-from notellm2_udf.pipeline.notes import read_notes_day, split_duplicates
-from notellm2_udf.spark.embed_udf import EncoderSettings, load_encoder
+from notellm2_udf.embedding.day import encode_notes
+from notellm2_udf.embedding.udf import EncoderSettings, load_encoder
+from notellm2_udf.inputs.notes import read_notes_day, split_duplicates
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 
 notes_location, day, model_dir, marker = sys.argv[1:5]

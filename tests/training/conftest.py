@@ -18,7 +18,7 @@ def sample_locations(spark, tmp_path_factory) -> tuple[str, str]:
 @pytest.fixture(scope="session")
 def pair_rows_df(spark):
     """Training pairs (first day) with both notes, cached."""
-    from notellm2_udf.pipeline.notes import split_duplicates
+    from notellm2_udf.inputs.notes import split_duplicates
     from notellm2_udf.training.pairs import split_by_date, undirected_pairs, with_notes
 
     notes_df, pairs_df = fixtures.sample_frames(spark)

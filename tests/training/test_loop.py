@@ -122,7 +122,7 @@ def test_two_torchdistributor_processes_match_one_process_with_the_same_global_b
 @pytest.fixture(scope="module")
 def validation_rows_df(spark):
     """The held-out day's pairs with both notes: validation pairs for the loop tests."""
-    from notellm2_udf.pipeline.notes import split_duplicates
+    from notellm2_udf.inputs.notes import split_duplicates
     from notellm2_udf.training.pairs import split_by_date, undirected_pairs, with_notes
     from tests.training import fixtures
 

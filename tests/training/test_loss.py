@@ -166,9 +166,14 @@ def test_grad_cache_gives_the_loss_and_gradients_of_a_full_graph(tiny_model_dir,
     kept: without dropout the reference is the plain one-pass step; with dropout it is the
     same sub-batches forwarded with a graph (dropout masks depend on how the RNG stream is
     cut into forward passes, so only the chunked order can match exactly). What differs is
-    float summation order, in fp32: elementwise 1e-4 relative, or 1e-5 of the tensor's
-    largest entry for entries near zero (sums that cancel); any real fault (a mask not
-    replayed, a mis-assigned chunk) changes gradients by more than 1e-2 of that."""
+    float summation order, in fp32: elementwise 1e-4 relative, or, for entries near zero
+    (sums that cancel), 1e-5 of the largest gradient entry of the whole model. Why the whole
+    model's: an entry's rounding error grows with the magnitudes of the terms summed into it,
+    not with its own value, and those terms are products of the upstream gradients, whose
+    scale the largest gradient gives; a tensor whose every entry cancels to ~1e-11 (seen: a
+    Q-Former query weight) has only rounding noise to compare (reordering ~100 fp32 terms,
+    eps 1.2e-7, stays under 1e-5). Any real fault (a mask not replayed, a mis-assigned
+    chunk) changes the gradients it touches by more than 1e-2 of that scale."""
     import copy
 
     from notellm2_udf.model.checkpoint import load_checkpoint
@@ -195,9 +200,9 @@ def test_grad_cache_gives_the_loss_and_gradients_of_a_full_graph(tiny_model_dir,
         expected = run(lambda m, t: step_gradients(m, inputs, t, one_pass, processes=1))
     assert cached[0] == pytest.approx(expected[0], rel=1e-6)
     assert cached[1].keys() == expected[1].keys() and len(expected[1]) > 20
+    scale = max(float(grad.abs().max()) for grad in expected[1].values())
     for name, grad in expected[1].items():
-        scale = float(grad.abs().max())
-        torch.testing.assert_close(cached[1][name], grad, rtol=1e-4, atol=1e-5 * scale + 1e-12,
+        torch.testing.assert_close(cached[1][name], grad, rtol=1e-4, atol=1e-5 * scale,
                                    msg=lambda m, name=name: f"{name}: {m}")
     torch.testing.assert_close(cached[2], expected[2], rtol=1e-4, atol=1e-7)
     assert any(p.abs().max() > 0 for p in cached[1].values())

@@ -9,10 +9,10 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import embed_notes
-from notellm2_udf.pipeline.model_dir import check_model_dir
-from notellm2_udf.pipeline.notes import read_notes_day, split_duplicates
+from notellm2_udf.inputs.notes import read_notes_day, split_duplicates
+from notellm2_udf.job.runtime import JobInputError
+from notellm2_udf.registry.pinning import check_model_dir
 from notellm2_udf.spark.delta_io import replace_days
-from notellm2_udf.spark.job_runtime import JobInputError
 from schemas import NOTES
 from tests.jobs.embed.conftest import DAY, EXPECTED, INVALID_UTF8_NOTES, invalid_utf8_notes_df
 

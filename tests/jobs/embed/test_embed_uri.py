@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from jobs import embed_notes
+from notellm2_udf.files.remote_files import default_cache_dir
 from notellm2_udf.model.checkpoint import model_version
 from notellm2_udf.spark.delta_io import replace_days
-from notellm2_udf.spark.remote_files import default_cache_dir
 from schemas import NOTES
 from tests.jobs.embed.conftest import DAY
 

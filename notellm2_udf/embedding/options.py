@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
+from notellm2_udf.embedding.udf import EncoderSettings
 from notellm2_udf.inference import IMAGE_DECODES
+from notellm2_udf.job.args import positive_int_arg
 from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
-from notellm2_udf.model.registry import PinnedModel
-from notellm2_udf.spark.embed_udf import EncoderSettings
-from notellm2_udf.spark.job_args import positive_int_arg
+from notellm2_udf.registry.versions import PinnedModel
 
 DEFAULT_BATCH_SIZE = 512
 # An Arrow batch carries the notes' encoded images: 512 notes of 20 MB screenshots would be

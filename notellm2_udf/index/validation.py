@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from notellm2_udf.pipeline.corpus import latest_embeddings
+from notellm2_udf.index.corpus import latest_embeddings
 
 SCORE_TOLERANCE = 1e-5
 EXACT_SCHEMA = T.StructType([

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import pandas as pd
 from pyspark.sql import types as T
 
+from notellm2_udf.files.worker_cache import MODELS
+from notellm2_udf.log_setup import configure_logging
 from notellm2_udf.spark.executor_resources import task_cpus, task_device
-from notellm2_udf.spark.log_setup import configure_logging
-from notellm2_udf.spark.worker_cache import MODELS
 
 log = logging.getLogger("notellm2.embed_udf")
 
@@ -73,8 +73,8 @@ def load_encoder(settings: EncoderSettings, device: str):
     """The default factory: a real Encoder from the checkpoint directory."""
     from transformers.utils import logging as transformers_logging
 
+    from notellm2_udf.files.remote_files import local_copy
     from notellm2_udf.inference.encoder import Encoder
-    from notellm2_udf.spark.remote_files import local_copy
 
     # Progress bars of weight loading would fill the executor logs of every worker.
     transformers_logging.disable_progress_bar()

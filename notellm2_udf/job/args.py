@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from notellm2_udf.spark.days import validate_day
+from notellm2_udf.days import validate_day
 
 _RUN_ID = re.compile(r"[A-Za-z0-9_.:+\-]{1,250}")
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from notellm2_udf.errors import JobInputError
-from notellm2_udf.spark.log_setup import PROJECT_LOGGER, configure_logging
+from notellm2_udf.log_setup import PROJECT_LOGGER, configure_logging
 
 log = logging.getLogger(PROJECT_LOGGER)
 

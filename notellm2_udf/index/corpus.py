@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from notellm2_udf.days import validate_day, window_bounds
 from notellm2_udf.errors import JobInputError
-from notellm2_udf.spark.days import validate_day, window_bounds
 from notellm2_udf.spark.tables import read_table
 from schemas import NOTE_EMBEDDINGS
 

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 from notellm2_udf.errors import JobInputError
-from notellm2_udf.model.registry import PinnedModel, RegistryError, resolve_serving
+from notellm2_udf.files.remote_files import is_remote, list_files, local_copy, read_text
 from notellm2_udf.model.version import model_version
-from notellm2_udf.spark.remote_files import is_remote, list_files, local_copy, read_text
+from notellm2_udf.registry.versions import PinnedModel, RegistryError, resolve_serving
 
 
 def check_model_dir(model_dir: str) -> None:

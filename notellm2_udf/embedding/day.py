@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from notellm2_udf.pipeline.notes import drop_invalid_utf8, split_duplicates
-from notellm2_udf.spark.delta_io import replace_days
-from notellm2_udf.spark.embed_udf import (
+from notellm2_udf.embedding.udf import (
     ENCODED_SCHEMA,
     EncoderSettings,
     load_encoder,
     make_encode_partition,
 )
+from notellm2_udf.inputs.notes import drop_invalid_utf8, split_duplicates
+from notellm2_udf.spark.delta_io import replace_days
 from notellm2_udf.spark.persist import persist_on_disk
 from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS
 
