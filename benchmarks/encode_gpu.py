@@ -15,7 +15,7 @@ tokens: 2 x parameters x tokens for every linear layer, plus causal attention
 Recipes (model-only, inputs prepared beforehand; the median of --repeats passes):
   authors   bf16 (fp32 on CPU), 50 notes per batch, sorted by length, right-padded, SDPA
   budget    the Encoder's: sorted by length, batches of up to --batch-tokens padded tokens
-  compiled  budget with the vision tower and LLM torch.compile'd (Encoder(compile=True));
+  compiled  budget with the vision tower and LLM torch.compile'd (EncoderSettings(compile=True));
             compilation time reported separately, outputs checked against eager
 End to end (--end-to-end CONFIGS): the real path from a saved checkpoint and 1080 x 1440
 JPEG bytes, `Encoder.encode_frames` over 512-note frames, while the model runs the images
@@ -53,6 +53,7 @@ from transformers import (
 )
 
 from notellm2_udf.inference.encoder import Encoder, compile_model, token_budget_batches
+from notellm2_udf.inference.settings import EncoderSettings
 from notellm2_udf.model.checkpoint import save_checkpoint
 from notellm2_udf.model.compose import add_special_tokens
 from notellm2_udf.model.configuration import NoteLLM2Config
@@ -330,9 +331,9 @@ def run_end_to_end(name, checkpoint, frames, device, args, emit, *, compiled, im
     # Torch's own host threads follow the decoding threads: a task owning N CPUs uses N.
     torch.set_num_threads(threads)
     started = time.perf_counter()
-    encoder = Encoder(checkpoint, device=device, batch_tokens=args.batch_tokens,
-                      threads=threads, compile=compiled, prepare_processes=processes,
-                      image_decode=image_decode)
+    encoder = Encoder(checkpoint, device, EncoderSettings(
+        batch_tokens=args.batch_tokens, threads=threads, compile=compiled,
+        prepare_processes=processes, image_decode=image_decode))
     for _ in encoder.encode_frames(frames[:1]):  # load, compile, warm up
         pass
     ready_s = time.perf_counter() - started
@@ -412,8 +413,8 @@ def main(argv=None) -> int:
                         type=lambda text: text.split(","),
                         help="decoding paths of the end-to-end runs: cpu,gpu")
     parser.add_argument("--e2e-prepare-processes", default="0", type=int_list,
-                        help="also run with Encoder(prepare_processes=N), comma-separated "
-                             "(0 = none)")
+                        help="also run with EncoderSettings(prepare_processes=N), "
+                             "comma-separated (0 = none)")
     parser.add_argument("--deadline-s", type=float, default=float("inf"),
                         help="start no new stage after this many seconds")
     parser.add_argument("--out", default=None, help="JSON lines file for the results")

@@ -24,7 +24,6 @@ embeddings gives an explicit empty index (rows 0, no shards).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
@@ -60,12 +59,13 @@ from notellm2_udf.index.shards import (
     train_on_executor,
 )
 from notellm2_udf.inputs.notes import notes_in_window
-from notellm2_udf.job.args import day_arg, positive_int_arg
-from notellm2_udf.job.runtime import JobSummary, run_job
+from notellm2_udf.job.runtime import JobSummary, job_main
 from notellm2_udf.registry.versions import read_state
+from notellm2_udf.settings.declared import option, required
+from notellm2_udf.settings.shared import day_setting, table_setting, window_days_setting
+from notellm2_udf.settings.values import positive_int_arg
 from notellm2_udf.spark.executor_resources import executor_cpus
 from notellm2_udf.spark.persist import persist_on_disk
-from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from notellm2_udf.spark.tables import read_table
 from schemas import EMBEDDING_ERRORS
 
@@ -76,51 +76,30 @@ log = logging.getLogger("notellm2.build_index")
 class BuildIndexSettings:
     """One run of the job: the day, the embeddings, where the index goes, its shape."""
 
-    date: str
-    embeddings: str
-    index_dir: str
-    window_days: int = 30
-    num_shards: int | None = None
-    index_type: str = "auto"
-    nprobe: int = NPROBE
-    notes: str | None = None
-    errors: str | None = None
-    models_root: str | None = None
-    model_version: str | None = None
-    allow_incomplete_window: bool = False
-    task_index_mib: int = DEFAULT_TASK_INDEX_MIB
-
-
-def parse_args(argv: Sequence[str] | None) -> BuildIndexSettings:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--date", required=True, type=day_arg, help="yyyy-MM-dd")
-    parser.add_argument("--embeddings", required=True, help="note_embeddings Delta table URI")
-    parser.add_argument("--index-dir", required=True, help="shared directory of the indexes")
-    parser.add_argument("--window-days", type=positive_int_arg, default=30)
-    parser.add_argument("--num-shards", type=positive_int_arg, default=None,
-                        help="default: one per core, at least 50k notes each")
-    parser.add_argument("--index-type", choices=INDEX_TYPES, default="auto")
-    parser.add_argument("--nprobe", type=positive_int_arg, default=NPROBE,
-                        help="IVF lists each query scans, kept in the index's search "
-                             "parameters: more lists, higher recall, slower related notes "
-                             "(default %(default)s; recall@100 0.984 at 1M notes, 0.955 at 3M, "
-                             "docs/BENCHMARKS.md)")
-    parser.add_argument("--notes", default=None,
-                        help="notes Delta location: which days of the window have notes")
-    parser.add_argument("--errors", default=None,
-                        help="embedding_errors Delta location (a day whose notes all failed "
-                             "is then complete, not missing)")
-    version = parser.add_mutually_exclusive_group()
-    version.add_argument("--models-root", default=None,
-                         help="model registry: index the pending version once its window is "
-                              "complete, else the serving one")
-    version.add_argument("--model-version", default=None, help="index this version")
-    parser.add_argument("--allow-incomplete-window", action="store_true",
-                        help="index a window with missing days instead of failing")
-    parser.add_argument("--task-index-mib", type=positive_int_arg, default=DEFAULT_TASK_INDEX_MIB,
-                        help="most index a related-notes task holds at once; shards are sized "
-                             "to fit it (default %(default)s)")
-    return BuildIndexSettings(**vars(parser.parse_args(argv)))
+    date: str = day_setting()
+    embeddings: str = table_setting("note_embeddings")
+    index_dir: str = required(help="shared directory of the indexes")
+    window_days: int = window_days_setting()
+    num_shards: int | None = option(None, parse=positive_int_arg,
+                                    help="default: one per core, at least 50k notes each")
+    index_type: str = option("auto", choices=INDEX_TYPES, help="FAISS index kind")
+    nprobe: int = option(NPROBE, parse=positive_int_arg,
+                         help="IVF lists each query scans, kept in the index's search "
+                              "parameters: more lists, higher recall, slower related notes "
+                              "(recall@100 0.984 at 1M notes, 0.955 at 3M, docs/BENCHMARKS.md)")
+    notes: str | None = option(None, help="notes Delta location: which days of the window "
+                                          "have notes")
+    errors: str | None = option(None, help="embedding_errors Delta location (a day whose notes "
+                                           "all failed is then complete, not missing)")
+    models_root: str | None = option(
+        None, exclusive="version", help="model registry: index the pending version once its "
+                                        "window is complete, else the serving one")
+    model_version: str | None = option(None, exclusive="version", help="index this version")
+    allow_incomplete_window: bool = option(
+        False, help="index a window with missing days instead of failing")
+    task_index_mib: int = option(DEFAULT_TASK_INDEX_MIB, parse=positive_int_arg,
+                                 help="most index a related-notes task holds at once; shards "
+                                      "are sized to fit it")
 
 
 def window_accounts(spark: SparkSession, settings: BuildIndexSettings, embeddings_df,
@@ -255,13 +234,7 @@ def publish_empty(settings: BuildIndexSettings, model_version: str, completeness
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = parse_args(argv)
-
-    def body(summary: JobSummary) -> None:
-        spark = build_spark_session(SparkSettings(app_name=f"build_index {settings.date}"))
-        run(spark, settings, summary)
-
-    return run_job("build_index", body)
+    return job_main("build_index", BuildIndexSettings, run, argv, __doc__)
 
 
 if __name__ == "__main__":

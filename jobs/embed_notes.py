@@ -24,30 +24,31 @@ model is unreadable.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from notellm2_udf.embedding.day import DayCounts, EmbedTarget, embed_day
-from notellm2_udf.embedding.options import EncodeOptions, add_encode_arguments
+from notellm2_udf.embedding.options import EncodeOptions
 from notellm2_udf.inputs.notes import read_notes_day
-from notellm2_udf.job.args import (
-    add_model_arguments,
-    day_arg,
-    manual_run_id,
-    run_id_arg,
-)
-from notellm2_udf.job.runtime import JobSummary, run_job
+from notellm2_udf.job.runtime import JobSummary, job_main
 from notellm2_udf.registry.pinning import pin_model
 from notellm2_udf.registry.versions import PinnedModel
 from notellm2_udf.serving.publication import withdraw_marker
+from notellm2_udf.settings.declared import option
+from notellm2_udf.settings.shared import (
+    day_setting,
+    model_dir_setting,
+    models_root_setting,
+    run_id_setting,
+    table_setting,
+)
 from notellm2_udf.spark.delta_io import register_table
-from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS
 
 log = logging.getLogger("notellm2.embed_notes")
@@ -57,49 +58,24 @@ log = logging.getLogger("notellm2.embed_notes")
 class EmbedSettings:
     """One run of the job: which day, which tables, which model, how to batch."""
 
-    date: str
-    notes: str
-    model: str | None
-    embeddings: str
-    errors: str
-    models_root: str | None = None
-    related: str | None = None
-    run_id: str = ""
-    empty_day: str = "fail"
+    REQUIRED_GROUPS: ClassVar[tuple[str, ...]] = ("model",)
+
+    date: str = day_setting()
+    notes: str = table_setting("notes")
+    embeddings: str = table_setting("note_embeddings")
+    errors: str = table_setting("embedding_errors")
+    model: str | None = model_dir_setting()
+    models_root: str | None = models_root_setting()
+    related: str | None = option(None, help="related_notes Delta location: withdraw the day's "
+                                            "published marker before writing")
+    run_id: str = run_id_setting()
+    empty_day: str = option("fail", choices=("fail", "publish"),
+                            help="a day without notes: fail, or write it empty")
     encode: EncodeOptions = EncodeOptions()
 
 
-def parse_args(argv: Sequence[str] | None) -> EmbedSettings:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--date", required=True, type=day_arg, help="the dt partition, yyyy-MM-dd")
-    parser.add_argument("--notes", required=True, help="notes Delta table location")
-    add_model_arguments(parser)
-    parser.add_argument("--embeddings", required=True, help="note_embeddings Delta location")
-    parser.add_argument("--errors", required=True, help="embedding_errors Delta location")
-    parser.add_argument("--related", default=None,
-                        help="related_notes Delta location: withdraw the day's published "
-                             "marker before writing")
-    parser.add_argument("--run-id", type=run_id_arg, default=None,
-                        help="stamped on every row written (default: manual-<time>-<random>)")
-    parser.add_argument("--empty-day", choices=("fail", "publish"), default="fail",
-                        help="a day without notes: fail (default), or write it empty")
-    add_encode_arguments(parser)
-    args = parser.parse_args(argv)
-    return EmbedSettings(
-        date=args.date, notes=args.notes, model=args.model, models_root=args.models_root,
-        embeddings=args.embeddings, errors=args.errors, related=args.related,
-        run_id=args.run_id or manual_run_id(), empty_day=args.empty_day,
-        encode=EncodeOptions.from_args(args))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = parse_args(argv)
-
-    def body(summary: JobSummary) -> None:
-        spark = build_spark_session(SparkSettings(app_name=f"embed_notes {settings.date}"))
-        run(spark, settings, summary)
-
-    return run_job("embed_notes", body)
+    return job_main("embed_notes", EmbedSettings, run, argv, __doc__)
 
 
 def run(spark: SparkSession, settings: EmbedSettings, summary: JobSummary) -> None:
@@ -113,7 +89,7 @@ def run(spark: SparkSession, settings: EmbedSettings, summary: JobSummary) -> No
         log.info("withdrew the published marker of %s before rewriting it", settings.date)
     log.info("embedding the notes of %s with model %s (%s)", settings.date, model.version,
              model.dir)
-    counts = embed_day(notes_df, settings.date, settings.encode.encoder(model),
+    counts = embed_day(notes_df, settings.date, model, settings.encode.encoder,
                        EmbedTarget(settings.embeddings, settings.errors, settings.run_id),
                        partitions)
     register_table(spark, NOTE_EMBEDDINGS, settings.embeddings)

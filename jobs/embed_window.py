@@ -26,28 +26,21 @@ version only: a published day is rerun as a whole (docs/OPERATIONS.md, "Rerun a 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from pyspark.sql import SparkSession
 
 from notellm2_udf.days import window_bounds
 from notellm2_udf.embedding.day import EmbedTarget, embed_day
-from notellm2_udf.embedding.options import EncodeOptions, add_encode_arguments
+from notellm2_udf.embedding.options import EncodeOptions
 from notellm2_udf.embedding.window_days import DayAccount, account_days
 from notellm2_udf.errors import JobInputError
 from notellm2_udf.inputs.notes import notes_in_window, read_notes_day
-from notellm2_udf.job.args import (
-    add_model_arguments,
-    day_arg,
-    manual_run_id,
-    positive_int_arg,
-    run_id_arg,
-)
-from notellm2_udf.job.runtime import JobSummary, run_job
+from notellm2_udf.job.runtime import JobSummary, job_main
 from notellm2_udf.registry.pinning import check_model_dir, pin_model
 from notellm2_udf.registry.versions import (
     PinnedModel,
@@ -55,9 +48,18 @@ from notellm2_udf.registry.versions import (
     record_progress,
     resolve_pending,
 )
+from notellm2_udf.settings.declared import option
+from notellm2_udf.settings.shared import (
+    day_setting,
+    model_dir_setting,
+    models_root_setting,
+    run_id_setting,
+    table_setting,
+    window_days_setting,
+)
+from notellm2_udf.settings.values import positive_int_arg
 from notellm2_udf.spark.delta_io import ensure_table, register_table
 from notellm2_udf.spark.persist import persist_on_disk
-from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS
 
 log = logging.getLogger("notellm2.embed_window")
@@ -67,47 +69,24 @@ log = logging.getLogger("notellm2.embed_window")
 class EmbedWindowSettings:
     """One run of the job: the window, the tables, the model(s), how to batch."""
 
-    date: str
-    window_days: int
-    notes: str
-    embeddings: str
-    errors: str
-    model: str | None = None
-    models_root: str | None = None
-    max_days: int | None = None
-    run_id: str = ""
+    REQUIRED_GROUPS: ClassVar[tuple[str, ...]] = ("model",)
+
+    date: str = day_setting("last day of the window")
+    notes: str = table_setting("notes")
+    embeddings: str = table_setting("note_embeddings")
+    errors: str = table_setting("embedding_errors")
+    window_days: int = window_days_setting()
+    model: str | None = model_dir_setting()
+    models_root: str | None = models_root_setting()
+    max_days: int | None = option(None, parse=positive_int_arg,
+                                  help="days embedded per version in this run at most "
+                                       "(default: all)")
+    run_id: str = run_id_setting()
     encode: EncodeOptions = EncodeOptions()
 
 
-def parse_args(argv: Sequence[str] | None) -> EmbedWindowSettings:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--date", required=True, type=day_arg, help="last day of the window")
-    parser.add_argument("--window-days", type=positive_int_arg, default=30)
-    parser.add_argument("--notes", required=True, help="notes Delta table location")
-    add_model_arguments(parser)
-    parser.add_argument("--embeddings", required=True, help="note_embeddings Delta location")
-    parser.add_argument("--errors", required=True, help="embedding_errors Delta location")
-    parser.add_argument("--max-days", type=positive_int_arg, default=None,
-                        help="days embedded per version in this run at most (default: all)")
-    parser.add_argument("--run-id", type=run_id_arg, default=None,
-                        help="stamped on every row written (default: manual-<time>-<random>)")
-    add_encode_arguments(parser)
-    args = parser.parse_args(argv)
-    return EmbedWindowSettings(
-        date=args.date, window_days=args.window_days, notes=args.notes,
-        embeddings=args.embeddings, errors=args.errors, model=args.model,
-        models_root=args.models_root, max_days=args.max_days,
-        run_id=args.run_id or manual_run_id(), encode=EncodeOptions.from_args(args))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = parse_args(argv)
-
-    def body(summary: JobSummary) -> None:
-        spark = build_spark_session(SparkSettings(app_name=f"embed_window {settings.date}"))
-        run(spark, settings, summary)
-
-    return run_job("embed_window", body)
+    return job_main("embed_window", EmbedWindowSettings, run, argv, __doc__)
 
 
 def plan(settings: EmbedWindowSettings, first_day: str) -> list[tuple[PinnedModel, bool]]:
@@ -156,7 +135,7 @@ def run(spark: SparkSession, settings: EmbedWindowSettings, summary: JobSummary)
                 if rollout:
                     record_progress(settings.models_root, model.version, list(accounts), done)
                 embed_day(read_notes_day(spark, settings.notes, day), day,
-                          settings.encode.encoder(model), target, partitions)
+                          model, settings.encode.encoder, target, partitions)
                 done.append(day)
                 log.info("model %s: embedded %s (%d/%d of this run)", model.version, day,
                          number, len(chosen))

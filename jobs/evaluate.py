@@ -23,51 +23,30 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from notellm2_udf.embedding.day import encode_notes
-from notellm2_udf.embedding.udf import EncoderSettings
 from notellm2_udf.errors import JobInputError
 from notellm2_udf.evaluation.metrics_report import INPUT_TITLES, write_report
 from notellm2_udf.evaluation.protocol import evaluate_embeddings, test_pair_sets
 from notellm2_udf.evaluation.ranking import RankingSettings
 from notellm2_udf.evaluation.recall import DEFAULT_KS
+from notellm2_udf.inference.settings import EncoderSettings
 from notellm2_udf.inputs.notes import NOTE_COLUMNS, split_duplicates
-from notellm2_udf.job.args import add_held_out_arguments, comma_list, positive_int_arg
-from notellm2_udf.job.runtime import JobSummary, run_job
-from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
+from notellm2_udf.job.runtime import JobSummary, job_main
 from notellm2_udf.registry.pinning import pin_model
+from notellm2_udf.settings.declared import option, required
+from notellm2_udf.settings.shared import table_setting
+from notellm2_udf.settings.values import comma_list, positive_int_arg
 from notellm2_udf.spark.persist import persist_on_disk
-from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from notellm2_udf.spark.tables import read_table
-from notellm2_udf.training.pairs import held_out_start, split_by_date
+from notellm2_udf.training.pairs import HeldOutSplit, held_out_start, split_by_date
 from schemas import NOTES, RELATED_PAIRS
 
 TEXT_FIELDS = ("title", "content", "topics")
-
-
-@dataclass(frozen=True)
-class EvaluateSettings:
-    """One run of the job: tables, model, report directory, what to measure."""
-
-    pairs: str
-    notes: str
-    model: str
-    report: str
-    ks: tuple[int, ...] = DEFAULT_KS
-    inputs: tuple[str, ...] = tuple(INPUT_TITLES)
-    max_image_pixels: int = DEFAULT_MAX_PIXELS
-    holdout_days: int = 1
-    held_out_from: str | None = None
-    all_pairs: bool = False
-    ranking: RankingSettings = RankingSettings()
-
-
-# How each input kind feeds a note without a usable image (overriding the checkpoint's).
-MISSING_IMAGE_OF_INPUTS = {"text": "zero_image", "text_no_image": "learned_vector"}
 
 
 def input_name(text: str) -> str:
@@ -77,53 +56,31 @@ def input_name(text: str) -> str:
     return text
 
 
-def parse_args(argv: Sequence[str] | None) -> EvaluateSettings:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pairs", required=True, help="related_pairs Delta table location")
-    parser.add_argument("--notes", required=True, help="notes Delta table location")
-    parser.add_argument("--model", required=True, help="NoteLLM-2 checkpoint directory")
-    parser.add_argument("--report", required=True, help="directory for the report files")
-    parser.add_argument("--ks", type=comma_list(positive_int_arg), default=list(DEFAULT_KS),
-                        help="comma-separated K values (default 10,20,50,100,1000)")
-    parser.add_argument("--inputs", type=comma_list(input_name), default=list(INPUT_TITLES),
-                        help="comma-separated among full,image,text,text_no_image (default all)")
-    parser.add_argument("--all-pairs", action="store_true",
-                        help="every pair of --pairs is a test pair (no held-out split)")
-    parser.add_argument("--max-image-pixels", type=positive_int_arg, default=DEFAULT_MAX_PIXELS,
-                        help=f"images with more pixels are refused (default {DEFAULT_MAX_PIXELS})")
-    defaults = RankingSettings()
-    parser.add_argument("--ranking-block-rows", type=positive_int_arg,
-                        default=defaults.block_rows,
-                        help="queries, and pool notes, per ranking task's block: a task holds "
-                             f"one of each (default {defaults.block_rows}; docs/TRAINING.md)")
-    parser.add_argument("--ranking-chunk-rows", type=positive_int_arg,
-                        default=defaults.chunk_rows,
-                        help="queries scored at once in a ranking task "
-                             f"(default {defaults.chunk_rows})")
-    parser.add_argument("--selection-local-pairs", type=positive_int_arg,
-                        default=defaults.local_pairs,
-                        help="the test-pair selection finishes in one task once at most this "
-                             f"many candidate pairs are left (default {defaults.local_pairs})")
-    add_held_out_arguments(parser)
-    args = parser.parse_args(argv)
-    return EvaluateSettings(
-        pairs=args.pairs, notes=args.notes, model=args.model, report=args.report,
-        ks=tuple(args.ks), inputs=tuple(args.inputs), max_image_pixels=args.max_image_pixels,
-        holdout_days=args.holdout_days, held_out_from=args.held_out_from,
-        all_pairs=args.all_pairs,
-        ranking=RankingSettings(block_rows=args.ranking_block_rows,
-                                chunk_rows=args.ranking_chunk_rows,
-                                local_pairs=args.selection_local_pairs))
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """One run of the job: tables, model, report directory, what to measure."""
+
+    pairs: str = table_setting("related_pairs")
+    notes: str = table_setting("notes")
+    model: str = required(help="NoteLLM-2 checkpoint directory or URI")
+    report: str = required(help="directory for the report files")
+    ks: tuple[int, ...] = option(DEFAULT_KS, parse=comma_list(positive_int_arg),
+                                 help="comma-separated K values")
+    inputs: tuple[str, ...] = option(tuple(INPUT_TITLES), parse=comma_list(input_name),
+                                     help="comma-separated among " + ",".join(INPUT_TITLES))
+    all_pairs: bool = option(False, help="every pair of --pairs is a test pair (no held-out "
+                                         "split)")
+    split: HeldOutSplit = HeldOutSplit()
+    encoder: EncoderSettings = EncoderSettings()
+    ranking: RankingSettings = RankingSettings()
+
+
+# How each input kind feeds a note without a usable image (overriding the checkpoint's).
+MISSING_IMAGE_OF_INPUTS = {"text": "zero_image", "text_no_image": "learned_vector"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = parse_args(argv)
-
-    def body(summary: JobSummary) -> None:
-        spark = build_spark_session(SparkSettings(app_name="evaluate notellm2"))
-        run(spark, settings, summary)
-
-    return run_job("evaluate", body)
+    return job_main("evaluate", EvaluateSettings, run, argv, __doc__)
 
 
 def run(spark: SparkSession, settings: EvaluateSettings, summary: JobSummary) -> None:
@@ -135,8 +92,7 @@ def run(spark: SparkSession, settings: EvaluateSettings, summary: JobSummary) ->
     if settings.all_pairs:
         held_out_from, test_pairs_df = None, pairs_df
     else:
-        held_out_from = held_out_start(pairs_df, held_out_from=settings.held_out_from,
-                                       holdout_days=settings.holdout_days)
+        held_out_from = held_out_start(pairs_df, settings.split)
         test_pairs_df = split_by_date(pairs_df, held_out_from)[1]
     pair_note_ids_df = (test_pairs_df.select("note_id")
                         .union(test_pairs_df.select(F.col("related_note_id").alias("note_id")))
@@ -154,10 +110,10 @@ def run(spark: SparkSession, settings: EvaluateSettings, summary: JobSummary) ->
 
     metrics: dict = {"subsets": {}}
     for inputs in settings.inputs:
-        encoder_settings = EncoderSettings(pinned.dir, settings.max_image_pixels,
-                                           missing_image=MISSING_IMAGE_OF_INPUTS.get(inputs))
+        encoder_settings = replace(settings.encoder,
+                                   missing_image=MISSING_IMAGE_OF_INPUTS.get(inputs))
         # Kept on executors' disk: every test-pair set is ranked against it.
-        embeddings_df = persist_on_disk(encode_notes(with_inputs(notes_df, inputs),
+        embeddings_df = persist_on_disk(encode_notes(with_inputs(notes_df, inputs), pinned,
                                                      encoder_settings)
                                         .select("note_id", "embedding"))
         metrics[inputs], metrics["subsets"][inputs] = evaluate_embeddings(

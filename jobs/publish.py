@@ -23,7 +23,6 @@ deletes the checkpoints of all but the serving and N-1 previous versions.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from collections.abc import Sequence
@@ -31,8 +30,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from notellm2_udf.job.args import day_arg, positive_int_arg, run_id_arg
-from notellm2_udf.job.runtime import JobSummary, run_job
+from notellm2_udf.job.runtime import JobSummary, job_main
 from notellm2_udf.registry.versions import prune, switch
 from notellm2_udf.serving.publication import (
     marker_path,
@@ -40,8 +38,10 @@ from notellm2_udf.serving.publication import (
     update_table_properties,
     write_text,
 )
+from notellm2_udf.settings.declared import option
+from notellm2_udf.settings.shared import day_setting, table_setting
+from notellm2_udf.settings.values import positive_int_arg, run_id_arg
 from notellm2_udf.spark.delta_io import read_day, register_table
-from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS, RELATED_NOTES
 
 log = logging.getLogger("notellm2.publish")
@@ -51,40 +51,21 @@ log = logging.getLogger("notellm2.publish")
 class PublishSettings:
     """One run of the job: the day, its tables, who publishes."""
 
-    date: str
-    embeddings: str
-    errors: str
-    related: str
-    run_id: str = "manual"
-    models_root: str | None = None
-    keep_versions: int | None = None
-
-
-def parse_args(argv: Sequence[str] | None) -> PublishSettings:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--date", required=True, type=day_arg, help="the dt partition, yyyy-MM-dd")
-    parser.add_argument("--embeddings", required=True, help="note_embeddings Delta location")
-    parser.add_argument("--errors", required=True, help="embedding_errors Delta location")
-    parser.add_argument("--related", required=True, help="related_notes Delta location")
-    parser.add_argument("--run-id", default="manual", type=run_id_arg,
-                        help="who published (the Airflow run id)")
-    parser.add_argument("--models-root", default=None,
-                        help="model registry: publishing a day of the pending version makes "
-                             "it serve")
-    parser.add_argument("--keep-versions", type=positive_int_arg, default=None,
-                        help="after a switch, keep the checkpoints of the serving and N-1 "
-                             "previous versions only (default: keep all)")
-    return PublishSettings(**vars(parser.parse_args(argv)))
+    date: str = day_setting()
+    embeddings: str = table_setting("note_embeddings")
+    errors: str = table_setting("embedding_errors")
+    related: str = table_setting("related_notes")
+    run_id: str = option("manual", parse=run_id_arg, help="who published (the Airflow run id)")
+    models_root: str | None = option(
+        None, help="model registry: publishing a day of the pending version makes it serve")
+    keep_versions: int | None = option(
+        None, parse=positive_int_arg,
+        help="after a switch, keep the checkpoints of the serving and N-1 previous versions "
+             "only (default: keep all)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = parse_args(argv)
-
-    def body(summary: JobSummary) -> None:
-        spark = build_spark_session(SparkSettings(app_name=f"publish {settings.date}"))
-        run(spark, settings, summary)
-
-    return run_job("publish", body)
+    return job_main("publish", PublishSettings, run, argv, __doc__)
 
 
 def run(spark: SparkSession, settings: PublishSettings, summary: JobSummary) -> None:

@@ -20,7 +20,6 @@ reports recall@k on a sample of queries against exact search.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
@@ -36,12 +35,19 @@ from notellm2_udf.index.exact import exact_topk, recall_at_k, sample_queries
 from notellm2_udf.index.layout import read_manifest
 from notellm2_udf.index.loaded import DEFAULT_TASK_INDEX_MIB, shard_groups
 from notellm2_udf.index.related import related_notes_df
-from notellm2_udf.job.args import day_arg, non_negative_int_arg, positive_int_arg
-from notellm2_udf.job.runtime import JobSummary, run_job
+from notellm2_udf.job.runtime import JobSummary, job_main
 from notellm2_udf.serving.publication import withdraw_marker
+from notellm2_udf.settings.declared import option, required
+from notellm2_udf.settings.shared import (
+    day_setting,
+    recall_sample_setting,
+    table_setting,
+    top_k_setting,
+)
+from notellm2_udf.settings.values import positive_int_arg
 from notellm2_udf.spark.delta_io import read_day, register_table, replace_days
 from notellm2_udf.spark.persist import persist_on_disk
-from notellm2_udf.spark.session import SparkSettings, build_spark_session, session_conf
+from notellm2_udf.spark.session import session_conf
 from schemas import RELATED_NOTES
 
 log = logging.getLogger("notellm2.related_notes")
@@ -55,42 +61,27 @@ QUERIES_PER_TASK = 200_000
 ONE_DAY_WRITE = {"spark.sql.maxConcurrentOutputFileWriters": "2"}
 
 
-
-
 @dataclass(frozen=True)
 class RelatedNotesSettings:
     """One run of the job: the day, its index, the tables, the queries."""
 
-    date: str
-    embeddings: str
-    index_dir: str
-    related: str
-    top_k: int = 100
-    queries: str = "all"
-    recall_sample: int = 200
-    task_index_mib: int | None = None
+    date: str = day_setting()
+    embeddings: str = table_setting("note_embeddings")
+    index_dir: str = required(help="where build_index wrote the index")
+    related: str = table_setting("related_notes")
+    top_k: int = top_k_setting()
+    queries: str = option("all", choices=("all", "new"),
+                          help="every note of the index's corpus, or the day's new notes")
+    recall_sample: int = recall_sample_setting("queries checked against exact search (0: skip)")
+    task_index_mib: int | None = option(
+        None, parse=positive_int_arg,
+        help="most index a search task holds at once (default: the budget build_index used)")
 
     def task_index_bytes(self, manifest: dict) -> int:
         """The flag, else the budget the index was built with, else the default."""
         if self.task_index_mib is not None:
             return self.task_index_mib << 20
         return manifest.get("task_index_bytes", DEFAULT_TASK_INDEX_MIB << 20)
-
-
-def parse_args(argv: Sequence[str] | None) -> RelatedNotesSettings:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--date", required=True, type=day_arg, help="yyyy-MM-dd")
-    parser.add_argument("--embeddings", required=True, help="note_embeddings Delta table URI")
-    parser.add_argument("--index-dir", required=True, help="where build_index wrote the index")
-    parser.add_argument("--related", required=True, help="related_notes Delta table URI")
-    parser.add_argument("--top-k", type=positive_int_arg, default=100)
-    parser.add_argument("--queries", choices=("all", "new"), default="all")
-    parser.add_argument("--recall-sample", type=non_negative_int_arg, default=200,
-                        help="queries checked against exact search (0: skip)")
-    parser.add_argument("--task-index-mib", type=positive_int_arg, default=None,
-                        help="most index a search task holds at once (default: the budget "
-                             "build_index used)")
-    return RelatedNotesSettings(**vars(parser.parse_args(argv)))
 
 
 def queries_of(corpus_df: DataFrame, *, day: str, queries: str) -> DataFrame:
@@ -202,13 +193,7 @@ def sampled_recall(spark: SparkSession, corpus_df: DataFrame, queries_df: DataFr
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = parse_args(argv)
-
-    def body(summary: JobSummary) -> None:
-        spark = build_spark_session(SparkSettings(app_name=f"related_notes {settings.date}"))
-        run(spark, settings, summary)
-
-    return run_job("related_notes", body)
+    return job_main("related_notes", RelatedNotesSettings, run, argv, __doc__)
 
 
 if __name__ == "__main__":

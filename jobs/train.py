@@ -35,13 +35,13 @@ from pyspark.sql import DataFrame, SparkSession
 from notellm2_udf.errors import JobInputError
 from notellm2_udf.files.remote_files import absolute_location, is_remote, local_copy
 from notellm2_udf.inputs.notes import split_duplicates
-from notellm2_udf.job.args import (
+from notellm2_udf.job.runtime import JobSummary, run_job
+from notellm2_udf.registry.pinning import check_model_dir
+from notellm2_udf.settings.values import (
     add_held_out_arguments,
     non_negative_int_arg,
     positive_int_arg,
 )
-from notellm2_udf.job.runtime import JobSummary, run_job
-from notellm2_udf.registry.pinning import check_model_dir
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from notellm2_udf.spark.tables import read_table
 from notellm2_udf.training.launch import epoch_converters, run_processes, validation_converters

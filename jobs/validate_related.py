@@ -1,7 +1,7 @@
 """Check one day of related notes before it is published; fail the run if a check fails.
 
     spark-submit jobs/validate_related.py --date 2026-11-25 --notes URI --embeddings URI \
-        --errors URI --related URI [--top-k 100] [--window-days 30] [--sample-size 200] \
+        --errors URI --related URI [--top-k 100] [--window-days 30] [--recall-sample 200] \
         [--min-recall 0.9] [--seed 0]
 
 Checks of dt=D (each counts offending rows; every count must be 0):
@@ -13,16 +13,16 @@ Checks of dt=D (each counts offending rows; every count must be 0):
   - scores are finite and do not increase with rank;
   - related rows carry the model_version of the day's embeddings;
 the day's embeddings, errors and window are those of the related lists' model version (the
-tables hold one set of rows per version); and the sampled recall: for `--sample-size` query
+tables hold one set of rows per version); and the sampled recall: for `--recall-sample` query
 notes, the share of their related notes that
 exact inner-product search over the window also ranks in the top n (tie-tolerant: a related
 note counts if its true score reaches the exact n-th score) must be >= --min-recall.
+`--sample-size` is the old name of `--recall-sample` (still accepted).
 Reads only; exit 0 when all pass, 2 with a one-line list of the failed checks otherwise.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,10 +31,17 @@ from pyspark.sql import functions as F
 
 from notellm2_udf.errors import JobInputError
 from notellm2_udf.index.validation import check_counts, sampled_recall, window_embeddings
-from notellm2_udf.job.args import day_arg, positive_int_arg
-from notellm2_udf.job.runtime import JobSummary, run_job
+from notellm2_udf.job.runtime import JobSummary, job_main
+from notellm2_udf.settings.declared import option
+from notellm2_udf.settings.shared import (
+    day_setting,
+    recall_sample_setting,
+    table_setting,
+    top_k_setting,
+    window_days_setting,
+)
+from notellm2_udf.settings.values import positive_int_arg
 from notellm2_udf.spark.persist import persist_on_disk
-from notellm2_udf.spark.session import SparkSettings, build_spark_session
 from notellm2_udf.spark.tables import read_table, read_table_day
 from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS, NOTES, RELATED_NOTES
 
@@ -43,46 +50,22 @@ from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS, NOTES, RELATED_NOTES
 class ValidateSettings:
     """One run of the job: the day, its tables, the thresholds."""
 
-    date: str
-    notes: str
-    embeddings: str
-    errors: str
-    related: str
-    top_k: int = 100
-    window_days: int = 30
-    sample_size: int = 200
-    min_recall: float = 0.9
-    seed: int = 0
-
-
-def parse_args(argv: Sequence[str] | None) -> ValidateSettings:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--date", required=True, type=day_arg, help="the dt partition, yyyy-MM-dd")
-    parser.add_argument("--notes", required=True, help="notes Delta table location")
-    parser.add_argument("--embeddings", required=True, help="note_embeddings Delta location")
-    parser.add_argument("--errors", required=True, help="embedding_errors Delta location")
-    parser.add_argument("--related", required=True, help="related_notes Delta location")
-    parser.add_argument("--top-k", type=positive_int_arg, default=100,
-                        help="related notes per note (default 100)")
-    parser.add_argument("--window-days", type=positive_int_arg, default=30,
-                        help="days of embeddings the index held (default 30)")
-    parser.add_argument("--sample-size", type=positive_int_arg, default=200,
-                        help="query notes checked against exact search (default 200)")
-    parser.add_argument("--min-recall", type=float, default=0.9,
-                        help="lowest acceptable sampled recall (default 0.9)")
-    parser.add_argument("--seed", type=int, default=0, help="which queries are sampled")
-    args = parser.parse_args(argv)
-    return ValidateSettings(**vars(args))
+    date: str = day_setting()
+    notes: str = table_setting("notes")
+    embeddings: str = table_setting("note_embeddings")
+    errors: str = table_setting("embedding_errors")
+    related: str = table_setting("related_notes")
+    top_k: int = top_k_setting()
+    window_days: int = window_days_setting("days of embeddings the index held")
+    recall_sample: int = recall_sample_setting(
+        "query notes checked against exact search", parse=positive_int_arg,
+        aliases=("--sample-size",))
+    min_recall: float = option(0.9, parse=float, help="lowest acceptable sampled recall")
+    seed: int = option(0, parse=int, help="which queries are sampled")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = parse_args(argv)
-
-    def body(summary: JobSummary) -> None:
-        spark = build_spark_session(SparkSettings(app_name=f"validate_related {settings.date}"))
-        run(spark, settings, summary)
-
-    return run_job("validate_related", body)
+    return job_main("validate_related", ValidateSettings, run, argv, __doc__)
 
 
 def run(spark: SparkSession, settings: ValidateSettings, summary: JobSummary) -> None:
@@ -105,7 +88,7 @@ def run(spark: SparkSession, settings: ValidateSettings, summary: JobSummary) ->
         min_length = min(settings.top_k, max(day_notes - 1, 0))
         problems = check_counts(notes_df, embeddings_df, errors_df, related_df, window_df,
                                 settings.top_k, min_length)
-        recall = sampled_recall(related_df, window_df, settings.sample_size, settings.seed)
+        recall = sampled_recall(related_df, window_df, settings.recall_sample, settings.seed)
         summary.add("date", day)
         summary.add("model_version", version)
         summary.add("embedded", day_notes)

@@ -20,12 +20,15 @@ import pandas as pd
 import pyspark
 import torch
 
-from notellm2_udf.embedding.udf import EncoderSettings, make_encode_partition
+from notellm2_udf.embedding.udf import make_encode_partition
 from notellm2_udf.files.worker_cache import MODELS
 from notellm2_udf.inference.encoder import Encoder
+from notellm2_udf.inference.settings import EncoderSettings
 from notellm2_udf.model.checkpoint import save_checkpoint
 from notellm2_udf.model.compose import compose_tiny_random
 from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
+from notellm2_udf.model.version import model_version
+from notellm2_udf.registry.versions import PinnedModel
 from tests.model.factories import image_bytes, mixed_notes, notes_frame
 
 # bf16 on the GPU against fp32 on the CPU, 64-d unit vectors of a random tiny model.
@@ -67,9 +70,9 @@ def check(name: str, ok: bool, detail: str) -> bool:
 
 def udf_on_gpu(checkpoint: str, frames: list[pd.DataFrame], compile: bool,
                image_decode: str) -> pd.DataFrame:
-    settings = EncoderSettings(checkpoint, DEFAULT_MAX_PIXELS, compile=compile,
-                               image_decode=image_decode)
-    return pd.concat(make_encode_partition(settings)(iter(frames)), ignore_index=True)
+    model = PinnedModel(version=model_version(checkpoint), dir=checkpoint)
+    settings = EncoderSettings(compile=compile, image_decode=image_decode)
+    return pd.concat(make_encode_partition(model, settings)(iter(frames)), ignore_index=True)
 
 
 def check_gpu_pixels() -> bool:

@@ -14,31 +14,34 @@ from tests.conftest import REPO_ROOT
 
 # What each layer may import from the project (besides itself). Lower layers know nothing of
 # the ones above (docs/ARCHITECTURE.md draws the map):
-#   jobs -> embedding, index, training, evaluation, serving -> registry, inputs -> job ->
-#   spark, files, inference -> model -> the shared bottom (errors, atomic files, days, logging).
+#   jobs -> job (the frame) -> embedding, index, training, evaluation, serving -> registry,
+#   inputs -> spark, files, inference -> model -> settings -> the shared bottom (errors,
+#   atomic files, days, logging).
 BOTTOM = {"notellm2_udf.errors", "notellm2_udf.atomic_files", "notellm2_udf.days",
           "notellm2_udf.log_setup"}
+# Settings declare their flags where they are defined (settings/ imports only the bottom).
+SETTINGS = "notellm2_udf.settings"
 ALLOWED = {
     **{module: set() for module in BOTTOM},
+    SETTINGS: BOTTOM,
     "notellm2_udf.model": BOTTOM,
-    "notellm2_udf.inference": BOTTOM | {"notellm2_udf.model"},
+    "notellm2_udf.inference": BOTTOM | {SETTINGS, "notellm2_udf.model"},
     "notellm2_udf.files": BOTTOM,
     "notellm2_udf.spark": BOTTOM | {"schemas"},
-    # The job frame: settings and flags (every layer may declare its settings' flags), main.
-    "notellm2_udf.job": BOTTOM | {"notellm2_udf.spark"},
+    # The job frame: the one main, exit codes, the summary.
+    "notellm2_udf.job": BOTTOM | {SETTINGS, "notellm2_udf.spark"},
     "notellm2_udf.registry": BOTTOM | {"notellm2_udf.files", "notellm2_udf.model"},
     "notellm2_udf.inputs": BOTTOM | {"notellm2_udf.spark", "schemas"},
     "notellm2_udf.serving": BOTTOM | {"notellm2_udf.spark", "schemas"},
-    "notellm2_udf.embedding": BOTTOM | {"notellm2_udf.files", "notellm2_udf.inference",
-                                        "notellm2_udf.inputs", "notellm2_udf.job",
+    "notellm2_udf.embedding": BOTTOM | {SETTINGS, "notellm2_udf.files",
+                                        "notellm2_udf.inference", "notellm2_udf.inputs",
                                         "notellm2_udf.model", "notellm2_udf.registry",
                                         "notellm2_udf.spark", "schemas"},
-    "notellm2_udf.index": BOTTOM | {"notellm2_udf.files", "notellm2_udf.job",
-                                    "notellm2_udf.spark", "schemas"},
+    "notellm2_udf.index": BOTTOM | {SETTINGS, "notellm2_udf.files", "notellm2_udf.spark",
+                                    "schemas"},
     # Training's Spark side (pair rows) keeps DataFrames the way the other jobs do.
-    "notellm2_udf.training": BOTTOM | {"notellm2_udf.job", "notellm2_udf.model",
-                                       "notellm2_udf.spark"},
-    "notellm2_udf.evaluation": BOTTOM | {"notellm2_udf.job"},
+    "notellm2_udf.training": BOTTOM | {SETTINGS, "notellm2_udf.model", "notellm2_udf.spark"},
+    "notellm2_udf.evaluation": BOTTOM | {SETTINGS},
     "notellm2_udf.report": BOTTOM | {"notellm2_udf.model"},
     "notellm2_udf.sample": BOTTOM | {"notellm2_udf.spark", "schemas"},
     "notellm2_udf.services": set(),

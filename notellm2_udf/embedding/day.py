@@ -8,13 +8,10 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from notellm2_udf.embedding.udf import (
-    ENCODED_SCHEMA,
-    EncoderSettings,
-    load_encoder,
-    make_encode_partition,
-)
+from notellm2_udf.embedding.udf import ENCODED_SCHEMA, load_encoder, make_encode_partition
+from notellm2_udf.inference.settings import EncoderSettings
 from notellm2_udf.inputs.notes import drop_invalid_utf8, split_duplicates
+from notellm2_udf.registry.versions import PinnedModel
 from notellm2_udf.spark.delta_io import replace_days
 from notellm2_udf.spark.persist import persist_on_disk
 from schemas import EMBEDDING_ERRORS, NOTE_EMBEDDINGS
@@ -39,10 +36,11 @@ class DayCounts:
     encode_s: float = 0.0
 
 
-def encode_notes(notes_df: DataFrame, settings: EncoderSettings,
+def encode_notes(notes_df: DataFrame, model: PinnedModel, settings: EncoderSettings,
                  factory=load_encoder) -> DataFrame:
     """Run the encoder on executors: one ENCODED_SCHEMA row per note."""
-    return notes_df.mapInPandas(make_encode_partition(settings, factory), ENCODED_SCHEMA)
+    return notes_df.mapInPandas(make_encode_partition(model, settings, factory),
+                                ENCODED_SCHEMA)
 
 
 EMBEDDED = "has_content AND model_error IS NULL"
@@ -82,19 +80,19 @@ def error_rows(encoded_df: DataFrame, day: str) -> DataFrame:
     )
 
 
-def embed_day(notes_df: DataFrame, day: str, encoder: EncoderSettings, target: EmbedTarget,
-              partitions: int) -> DayCounts:
+def embed_day(notes_df: DataFrame, day: str, model: PinnedModel, encoder: EncoderSettings,
+              target: EmbedTarget, partitions: int) -> DayCounts:
     """Encode the day's notes with the pinned model and replace that version's rows of the day
     in both tables (an empty day replaces them with nothing).
 
     Embeddings are committed before errors: a run killed in between leaves notes in neither
     table, which `window_days.account_days` reports and the next run of the day redoes.
     """
-    version = encoder.model_version
+    version = model.version
     unique_df, duplicate_errors_df = split_duplicates(notes_df)
     unique_df, utf8_errors_df = drop_invalid_utf8(unique_df)
     encoded_df = persist_on_disk(encode_notes(unique_df.repartition(partitions, "note_id"),
-                                              encoder))
+                                              model, encoder))
     try:
         stamp = {"model_version": F.lit(version), "run_id": F.lit(target.run_id)}
         embeddings_df = embeddings_rows(encoded_df, day).withColumns(stamp)

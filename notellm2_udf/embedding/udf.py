@@ -20,13 +20,14 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import pandas as pd
 from pyspark.sql import types as T
 
 from notellm2_udf.files.worker_cache import MODELS
+from notellm2_udf.inference.settings import EncoderSettings
 from notellm2_udf.log_setup import configure_logging
+from notellm2_udf.registry.versions import PinnedModel
 from notellm2_udf.spark.executor_resources import task_cpus, task_device
 
 log = logging.getLogger("notellm2.embed_udf")
@@ -53,24 +54,8 @@ ENCODED_SCHEMA = T.StructType([
 ])
 
 
-@dataclass(frozen=True)
-class EncoderSettings:
-    """Everything an executor needs to build its Encoder (picklable, no state)."""
-
-    model_dir: str
-    max_image_pixels: int
-    batch_tokens: int | None = None
-    compile: bool = False
-    prepare_processes: int = 0
-    image_decode: str = "auto"
-    missing_image: str | None = None  # override the checkpoint's (evaluation protocols)
-    # The version the driver pinned: a worker whose checkpoint hashes otherwise refuses to
-    # encode (the directory was changed under the run).
-    model_version: str | None = None
-
-
-def load_encoder(settings: EncoderSettings, device: str):
-    """The default factory: a real Encoder from the checkpoint directory."""
+def load_encoder(model: PinnedModel, settings: EncoderSettings, device: str):
+    """The default factory: a real Encoder from the pinned checkpoint directory."""
     from transformers.utils import logging as transformers_logging
 
     from notellm2_udf.files.remote_files import local_copy
@@ -79,29 +64,29 @@ def load_encoder(settings: EncoderSettings, device: str):
     # Progress bars of weight loading would fill the executor logs of every worker.
     transformers_logging.disable_progress_bar()
     # A URI (hdfs://, s3a://, file://) is copied to this machine's cache once per version.
-    model_dir = local_copy(settings.model_dir)
-    return Encoder(model_dir, device=device, batch_tokens=settings.batch_tokens,
-                   max_image_pixels=settings.max_image_pixels, compile=settings.compile,
-                   prepare_processes=settings.prepare_processes,
-                   image_decode=settings.image_decode,
-                   missing_image=settings.missing_image)
+    return Encoder(local_copy(model.dir), device, settings)
 
 
-def cached_encoder(settings: EncoderSettings, device: str,
-                   factory: Callable[[EncoderSettings, str], object] = load_encoder):
-    """The worker's Encoder for (settings, device, factory), loaded on first use."""
+Factory = Callable[[PinnedModel, EncoderSettings, str], object]
+
+
+def cached_encoder(model: PinnedModel, settings: EncoderSettings, device: str,
+                   factory: Factory = load_encoder):
+    """The worker's Encoder for (model, settings, device, factory), loaded on first use."""
     # By name: a factory arrives unpickled anew with every task.
-    key = (settings, device, f"{factory.__module__}.{factory.__qualname__}")
-    return MODELS.get(key, lambda: factory(settings, device))
+    key = (model, settings, device, f"{factory.__module__}.{factory.__qualname__}")
+    return MODELS.get(key, lambda: factory(model, settings, device))
 
 
 def make_encode_partition(
-    settings: EncoderSettings,
-    factory: Callable[[EncoderSettings, str], object] = load_encoder,
+    model: PinnedModel, settings: EncoderSettings, factory: Factory = load_encoder,
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
-    """The function for `notes_df.mapInPandas(fn, ENCODED_SCHEMA)`.
+    """The function for `notes_df.mapInPandas(fn, ENCODED_SCHEMA)`: `model` encodes, as
+    `settings` say, on the task's device.
 
-    Input batches carry the `notes` columns; output rows follow input rows one to one.
+    Input batches carry the `notes` columns; output rows follow input rows one to one. A
+    worker whose checkpoint hashes to another version than the one the driver pinned
+    refuses to encode (the directory was changed under the run).
     """
 
     def encode_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -110,10 +95,10 @@ def make_encode_partition(
         configure_logging()
         # Also on a GPU: the task's CPUs decode images and run torch's host-side work.
         torch.set_num_threads(task_cpus())
-        encoder = cached_encoder(settings, task_device(), factory)
-        if settings.model_version and encoder.model_version != settings.model_version:
-            raise RuntimeError(f"{settings.model_dir} is model {encoder.model_version}, the "
-                               f"run was pinned to {settings.model_version}")
+        encoder = cached_encoder(model, settings, task_device(), factory)
+        if encoder.model_version != model.version:
+            raise RuntimeError(f"{model.dir} is model {encoder.model_version}, the run was "
+                               f"pinned to {model.version}")
         started = time.monotonic()
         for notes_pdf, result in encoder.encode_frames(batches):
             yield _encoded_frame(notes_pdf, result, encoder.model_version)

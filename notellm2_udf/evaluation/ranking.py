@@ -21,6 +21,9 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from notellm2_udf.settings.declared import option
+from notellm2_udf.settings.values import positive_int_arg
+
 
 @dataclass(frozen=True)
 class RankingSettings:
@@ -32,9 +35,14 @@ class RankingSettings:
     most this many candidate pairs are left.
     """
 
-    block_rows: int = 8192
-    chunk_rows: int = 256
-    local_pairs: int = 100_000
+    block_rows: int = option(8192, parse=positive_int_arg, name="--ranking-block-rows",
+                             help="queries, and pool notes, per ranking task's block: a task "
+                                  "holds one of each (docs/TRAINING.md)")
+    chunk_rows: int = option(256, parse=positive_int_arg, name="--ranking-chunk-rows",
+                             help="queries scored at once in a ranking task")
+    local_pairs: int = option(100_000, parse=positive_int_arg, name="--selection-local-pairs",
+                              help="the test-pair selection finishes in one task once at most "
+                                   "this many candidate pairs are left")
 
 
 QUERY_SCHEMA = ("_set int, query_id string, partner_id string, xq array<float>, "

@@ -17,22 +17,16 @@ import pandas as pd
 import torch
 
 from notellm2_udf.errors import describe_error
-from notellm2_udf.inference import IMAGE_DECODES
 from notellm2_udf.inference.device_images import DeviceJpegDecoder, device_decoding_available
 from notellm2_udf.inference.preparation import ProcessPreparer
+from notellm2_udf.inference.settings import DEFAULT_ENCODER_SETTINGS, EncoderSettings
 from notellm2_udf.model.checkpoint import load_checkpoint
-from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
 from notellm2_udf.model.processor import PreparedNotes
 from notellm2_udf.model.version import model_version
 
 # Tokens (rows x longest row) per forward pass. A 7B-class LLM in bf16 on an 80 GB GPU
 # handles 16k-token batches comfortably; on a CPU smaller batches waste less on padding.
 DEFAULT_BATCH_TOKENS = {"cuda": 16384, "cpu": 4096}
-# Prepared pixels (uint8, resized) per chunk; two chunks are in flight (one encoded, one
-# being prepared). 128 MiB is 891 notes at 224 px (3 x 224 x 224 bytes each), 222 at 448 px:
-# the bound holds in bytes whatever the vision tower's size, and a chunk still sorts
-# hundreds of notes by length.
-DEFAULT_CHUNK_BYTES = 128 << 20
 
 
 @dataclass
@@ -84,22 +78,18 @@ def token_budget_batches(lengths: np.ndarray, batch_tokens: int) -> list[np.ndar
     return batches
 
 
-def resolve_image_decode(image_decode: str, device: torch.device, prepare_processes: int) -> str:
+def resolve_image_decode(settings: EncoderSettings, device: torch.device) -> str:
     """"cpu" (Pillow in threads or processes) or "gpu" (JPEGs on the model's device).
 
     "auto" takes "gpu" on a CUDA device when torchvision is installed. "gpu" on a CPU device
     runs the same torchvision path on the CPU (what the tests do)."""
-    if image_decode not in IMAGE_DECODES:
-        raise ValueError(f"image_decode must be one of {IMAGE_DECODES}, got {image_decode!r}")
-    if image_decode == "auto":
-        wanted = device.type == "cuda" and not prepare_processes and device_decoding_available()
+    if settings.image_decode == "auto":
+        wanted = (device.type == "cuda" and not settings.prepare_processes
+                  and device_decoding_available())
         return "gpu" if wanted else "cpu"
-    if image_decode == "gpu" and prepare_processes:
-        raise ValueError("image_decode='gpu' decodes in the encoding process: "
-                         "it does not combine with prepare_processes")
-    if image_decode == "gpu" and not device_decoding_available():
+    if settings.image_decode == "gpu" and not device_decoding_available():
         raise ValueError("image_decode='gpu' needs torchvision")
-    return image_decode
+    return settings.image_decode
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -109,7 +99,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 class Encoder:
-    """`Encoder(model_dir).encode(notes_pdf) -> (embeddings, visual_embeddings)`.
+    """`Encoder(model_dir, device, settings).encode(notes_pdf) -> (embeddings,
+    visual_embeddings)`; `settings` (EncoderSettings) says how to batch and prepare.
 
     device "auto" takes the GPU when there is one: bf16 and SDPA there, fp32 on a CPU
     (where results are deterministic). Rows are sorted by prompt length and batched by a
@@ -117,52 +108,35 @@ class Encoder:
     on the rows batched with it (right padding, no cross-row attention).
 
     CPU work overlaps the model: while chunk k is encoded, chunk k + 1 is prepared, its
-    images decoded and resized by `threads` threads (default: torch's intra-op threads, which
-    the caller sets to the CPUs it owns), or, with `prepare_processes=N`, by N worker
-    processes (no interpreter lock shared with the thread driving the GPU; `close()` stops
-    them). `compile=True` compiles the vision tower and the LLM with torch.compile (dynamic
-    shapes): slower first batches, faster steady state. `image_decode` chooses where JPEGs
-    are decoded and resized ("auto": on a GPU when there is one). A chunk holds at most
-    `chunk_bytes` of prepared pixels (or `chunk_rows` notes when given). `missing_image`
-    overrides the checkpoint's rule for notes without a usable image ("zero_image" /
-    "learned_vector").
+    images decoded and resized by threads, or by worker processes (`prepare_processes`: no
+    interpreter lock shared with the thread driving the GPU; `close()` stops them).
+    `compile` compiles the vision tower and the LLM with torch.compile (dynamic shapes):
+    slower first batches, faster steady state. `image_decode` chooses where JPEGs are
+    decoded and resized ("auto": on a GPU when there is one).
     """
 
-    def __init__(
-        self,
-        model_dir: str | Path,
-        device: str | torch.device = "auto",
-        *,
-        batch_tokens: int | None = None,
-        max_image_pixels: int = DEFAULT_MAX_PIXELS,
-        chunk_rows: int | None = None,
-        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-        threads: int | None = None,
-        prepare_processes: int = 0,
-        compile: bool = False,
-        image_decode: str = "auto",
-        missing_image: str | None = None,
-    ):
+    def __init__(self, model_dir: str | Path, device: str | torch.device = "auto",
+                 settings: EncoderSettings = DEFAULT_ENCODER_SETTINGS):
         self.device = resolve_device(device)
+        self.settings = settings
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.model, self.processor = load_checkpoint(model_dir, device=self.device, dtype=dtype)
-        # An evaluation protocol may override how a missing image is fed (docs/TRAINING.md).
-        options = {"missing_image": missing_image} if missing_image else {}
-        if options:
-            self.processor = self.processor.with_options(**options)
-        if compile:
+        if settings.missing_image:
+            self.processor = self.processor.with_options(missing_image=settings.missing_image)
+        if settings.compile:
             compile_model(self.model)
         self.model_version = model_version(model_dir)
-        self.batch_tokens = batch_tokens or DEFAULT_BATCH_TOKENS.get(self.device.type, 4096)
-        self.max_image_pixels = max_image_pixels
+        self.batch_tokens = (settings.batch_tokens
+                             or DEFAULT_BATCH_TOKENS.get(self.device.type, 4096))
+        self.max_image_pixels = settings.max_image_pixels
         pixel_bytes = 3 * self.processor.image_size ** 2
-        self.chunk_rows = chunk_rows or max(1, chunk_bytes // pixel_bytes)
-        self.threads = threads or torch.get_num_threads()
-        self._preparer = (ProcessPreparer(model_dir, prepare_processes, max_image_pixels, options)
-                          if prepare_processes else None)
-        self.image_decode = resolve_image_decode(image_decode, self.device, prepare_processes)
+        self.chunk_rows = settings.chunk_rows or max(1, settings.chunk_bytes // pixel_bytes)
+        self.threads = settings.threads or torch.get_num_threads()
+        self._preparer = (ProcessPreparer(model_dir, settings) if settings.prepare_processes
+                          else None)
+        self.image_decode = resolve_image_decode(settings, self.device)
         self._device_decoder = (
-            DeviceJpegDecoder(self.processor.pixels, self.device, max_image_pixels)
+            DeviceJpegDecoder(self.processor.pixels, self.device, self.max_image_pixels)
             if self.image_decode == "gpu" else None)
         # Device decoding runs in the preparing thread on its own CUDA stream, so that it
         # overlaps the model's kernels on the default stream.

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from notellm2_udf.inference.settings import EncoderSettings
 from notellm2_udf.model.processor import NoteLLM2Processor, PreparedNotes
 
 # The columns a worker needs: the rest of a notes frame (ids, dates) stays in the parent.
@@ -28,17 +29,18 @@ _WORKER_PROCESSOR: dict[str, NoteLLM2Processor] = {}
 
 
 class ProcessPreparer:
-    """`prepare(frame)` = `processor.prepare_notes(frame)`, split over `processes` workers.
+    """`prepare(frame)` = `processor.prepare_notes(frame)`, split over the settings'
+    `prepare_processes` workers.
 
     Workers are started with "spawn" (never fork a process that holds CUDA) on first use and
     live until `close()`.
     """
 
-    def __init__(self, model_dir: str | Path, processes: int, max_image_pixels: int,
-                 options: dict | None = None):
-        self.model_dir, self.processes = str(model_dir), processes
-        self.options = dict(options or {})
-        self.max_image_pixels = max_image_pixels
+    def __init__(self, model_dir: str | Path, settings: EncoderSettings):
+        self.model_dir, self.processes = str(model_dir), settings.prepare_processes
+        self.options = ({"missing_image": settings.missing_image} if settings.missing_image
+                        else {})
+        self.max_image_pixels = settings.max_image_pixels
         self._pool: ProcessPoolExecutor | None = None
 
     def prepare(self, frame: pd.DataFrame) -> PreparedNotes:

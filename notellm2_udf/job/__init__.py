@@ -1,2 +1,2 @@
-"""The frame of every spark-submit entry point: settings declared once as dataclasses,
-their flags, the one `main`, logging, exit codes and the summary line."""
+"""The frame of every spark-submit entry point: the one `main` (flags -> settings -> run),
+logging, exit codes and the summary line."""

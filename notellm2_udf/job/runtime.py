@@ -1,6 +1,8 @@
-"""What every spark-submit entry point shares: logging, one-line failures, the summary.
+"""What every spark-submit entry point shares: the one main, logging, one-line failures,
+the summary.
 
-A job's `main(argv)` parses its flags, then calls `run_job(name, body)`. Bad input raises
+A job's `main(argv)` is `job_main(name, SettingsClass, run, argv)`: flags -> the settings
+dataclass (job/settings.py) -> `run(spark, settings, summary)`. Bad input raises
 `JobInputError`: the job exits 2 with a one-line reason on stderr (and nothing is written).
 """
 
@@ -9,13 +11,17 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from notellm2_udf.errors import JobInputError
 from notellm2_udf.log_setup import PROJECT_LOGGER, configure_logging
+from notellm2_udf.settings.declared import parse_settings
+from notellm2_udf.spark.session import SparkSettings, build_spark_session
 
 log = logging.getLogger(PROJECT_LOGGER)
+S = TypeVar("S")
 
 
 @dataclass
@@ -50,3 +56,18 @@ def run_job(name: str, body: Callable[[JobSummary], None]) -> int:
     log.info(summary.line())
     print(summary.line())
     return 0
+
+
+def job_main(name: str, settings_type: type[S], run: Callable[[Any, S, JobSummary], Any],
+             argv: Sequence[str] | None, description: str | None = None) -> int:
+    """The main of every job: parse the flags into `settings_type`, start the session
+    (named after the job and its day), run; the exit code as `run_job`."""
+    first_line = next(iter((description or "").strip().splitlines()), None)
+    settings = parse_settings(settings_type, argv, first_line)
+
+    def body(summary: JobSummary) -> None:
+        day = getattr(settings, "date", None)
+        spark = build_spark_session(SparkSettings(app_name=f"{name} {day}" if day else name))
+        run(spark, settings, summary)
+
+    return run_job(name, body)

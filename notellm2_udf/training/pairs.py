@@ -3,14 +3,30 @@ lay out each epoch as numbered global batches. Pure DataFrame transforms."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from notellm2_udf.errors import JobInputError
+from notellm2_udf.settings.declared import option
+from notellm2_udf.settings.values import day_arg, positive_int_arg
 from notellm2_udf.spark.persist import persist_on_disk
 
 NOTE_FIELDS = ("note_id", "title", "content", "topics", "image")
 SIDES = ("a", "b")  # a = the pair's first note (the query), b = its partner
+
+
+@dataclass(frozen=True)
+class HeldOutSplit:
+    """The train / held-out split of related_pairs, shared by train and evaluate so that
+    both agree by default."""
+
+    holdout_days: int = option(1, parse=positive_int_arg, exclusive="held_out",
+                               help="hold out the last N days of pairs")
+    held_out_from: str | None = option(None, parse=day_arg, exclusive="held_out",
+                                       metavar="yyyy-MM-dd",
+                                       help="hold out pairs from this day on")
 
 
 def first_held_out_day(pairs_df: DataFrame, holdout_days: int) -> str:
@@ -25,14 +41,13 @@ def first_held_out_day(pairs_df: DataFrame, holdout_days: int) -> str:
     return days[holdout_days - 1]
 
 
-def held_out_start(pairs_df: DataFrame, *, held_out_from: str | None,
-                   holdout_days: int) -> str:
+def held_out_start(pairs_df: DataFrame, split: HeldOutSplit) -> str:
     """The first held-out day: `held_out_from` if given, else the start of the last
     `holdout_days` days of pairs; JobInputError when that leaves nothing to train on."""
-    if held_out_from:
-        return held_out_from
+    if split.held_out_from:
+        return split.held_out_from
     try:
-        return first_held_out_day(pairs_df, holdout_days)
+        return first_held_out_day(pairs_df, split.holdout_days)
     except ValueError as err:
         raise JobInputError(str(err)) from None
 

@@ -8,6 +8,7 @@ import pytest
 
 from jobs import evaluate
 from notellm2_udf.evaluation.recall import select_test_pairs
+from notellm2_udf.settings.declared import parse_settings
 from schemas import NOTES
 
 
@@ -94,14 +95,18 @@ def test_a_table_of_exactly_the_contract_columns_and_only_the_test_period_evalua
                                                "long_target"}
 
 
+def parse(argv: list[str]) -> evaluate.EvaluateSettings:
+    return parse_settings(evaluate.EvaluateSettings, argv)
+
+
 def test_ranking_flags_reach_the_ranking_settings(capsys):
     required = ["--pairs", "p", "--notes", "n", "--model", "m", "--report", "r"]
-    assert evaluate.parse_args(required).ranking == evaluate.RankingSettings()
-    settings = evaluate.parse_args([*required, "--ranking-block-rows", "512",
-                                    "--ranking-chunk-rows", "32", "--selection-local-pairs", "9"])
+    assert parse(required).ranking == evaluate.RankingSettings()
+    settings = parse([*required, "--ranking-block-rows", "512", "--ranking-chunk-rows", "32",
+                      "--selection-local-pairs", "9"])
     assert settings.ranking == evaluate.RankingSettings(block_rows=512, chunk_rows=32,
                                                         local_pairs=9)
     with pytest.raises(SystemExit) as exit:
-        evaluate.parse_args([*required, "--ranking-block-rows", "0"])
+        parse([*required, "--ranking-block-rows", "0"])
     assert exit.value.code == 2
     assert "--ranking-block-rows" in capsys.readouterr().err

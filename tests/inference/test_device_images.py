@@ -15,6 +15,7 @@ from transformers import CLIPImageProcessorPil, SiglipImageProcessorPil
 from notellm2_udf import Encoder
 from notellm2_udf.inference.device_images import DeviceJpegDecoder
 from notellm2_udf.inference.encoder import resolve_image_decode
+from notellm2_udf.inference.settings import EncoderSettings
 from notellm2_udf.model.pixels import ImagePixels
 from tests.model.factories import image_bytes, mixed_notes, notes_frame
 
@@ -107,10 +108,10 @@ def test_what_the_device_cannot_take_falls_back_to_the_cpu_note_by_note(tiny_pro
 
 def test_the_encoder_decoding_on_the_device_gives_the_same_embeddings(tiny_checkpoint):
     notes_pdf = mixed_notes()
-    on_device = Encoder(tiny_checkpoint, device="cpu", image_decode="gpu").encode_detailed(
-        notes_pdf)
-    on_cpu = Encoder(tiny_checkpoint, device="cpu", image_decode="cpu").encode_detailed(
-        notes_pdf)
+    on_device = Encoder(tiny_checkpoint, "cpu",
+                        EncoderSettings(image_decode="gpu")).encode_detailed(notes_pdf)
+    on_cpu = Encoder(tiny_checkpoint, "cpu",
+                     EncoderSettings(image_decode="cpu")).encode_detailed(notes_pdf)
     assert on_device.image_ok.tolist() == on_cpu.image_ok.tolist()
     rows = np.flatnonzero(on_cpu.embedded)
     cosine = (on_device.embeddings[rows] * on_cpu.embeddings[rows]).sum(axis=1)
@@ -120,11 +121,16 @@ def test_the_encoder_decoding_on_the_device_gives_the_same_embeddings(tiny_check
 
 def test_the_decoding_path_is_chosen_by_the_device():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert resolve_image_decode("auto", cpu, 0) == "cpu"
-    assert resolve_image_decode("auto", cuda, 0) == "gpu"
-    assert resolve_image_decode("auto", cuda, 4) == "cpu"  # processes decode with Pillow
-    assert resolve_image_decode("gpu", cpu, 0) == "gpu"
-    with pytest.raises(ValueError, match="does not combine with prepare_processes"):
-        resolve_image_decode("gpu", cuda, 2)
+    def chosen(image_decode: str, device, processes: int) -> str:
+        settings = EncoderSettings(image_decode=image_decode, prepare_processes=processes)
+        return resolve_image_decode(settings, device)
+
+    assert chosen("auto", cpu, 0) == "cpu"
+    assert chosen("auto", cuda, 0) == "gpu"
+    assert chosen("auto", cuda, 4) == "cpu"  # processes decode with Pillow
+    assert chosen("gpu", cpu, 0) == "gpu"
+    # Refused where the settings are made: on the driver, before any executor starts.
+    with pytest.raises(ValueError, match="does not combine with --prepare-processes"):
+        EncoderSettings(image_decode="gpu", prepare_processes=2)
     with pytest.raises(ValueError, match="image_decode must be one of"):
-        resolve_image_decode("nvjpeg", cuda, 0)
+        EncoderSettings(image_decode="nvjpeg")

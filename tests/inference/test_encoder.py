@@ -6,6 +6,7 @@ import torch
 from notellm2_udf import Encoder
 from notellm2_udf.inference.encoder import EncodeResult, token_budget_batches
 from notellm2_udf.inference.preparation import ProcessPreparer
+from notellm2_udf.inference.settings import EncoderSettings
 from tests.model.factories import image_bytes, mixed_notes, notes_frame
 
 
@@ -31,8 +32,9 @@ def test_encode_returns_float32_unit_vectors_in_input_order(tiny_encoder):
 
 def test_a_notes_embedding_does_not_depend_on_its_batch(tiny_checkpoint):
     notes = mixed_notes()
-    together = Encoder(tiny_checkpoint, device="cpu", batch_tokens=100_000).encode(notes)
-    one_by_one = Encoder(tiny_checkpoint, device="cpu", batch_tokens=1)
+    together = Encoder(tiny_checkpoint, "cpu",
+                       EncoderSettings(batch_tokens=100_000)).encode(notes)
+    one_by_one = Encoder(tiny_checkpoint, "cpu", EncoderSettings(batch_tokens=1))
     alone = [one_by_one.encode(notes.iloc[[i]]) for i in range(len(notes))]
     np.testing.assert_allclose(np.concatenate([a[0] for a in alone]), together[0], atol=1e-5)
     np.testing.assert_allclose(np.concatenate([a[1] for a in alone]), together[1], atol=1e-5)
@@ -44,7 +46,7 @@ def test_encoding_is_deterministic_on_cpu(tiny_encoder):
 
 
 def test_small_chunks_give_the_same_result(tiny_checkpoint, tiny_encoder):
-    chunked = Encoder(tiny_checkpoint, device="cpu", chunk_rows=3).encode(mixed_notes())
+    chunked = Encoder(tiny_checkpoint, "cpu", EncoderSettings(chunk_rows=3)).encode(mixed_notes())
     np.testing.assert_allclose(chunked[0], tiny_encoder.encode(mixed_notes())[0], atol=1e-5)
 
 
@@ -56,7 +58,7 @@ def test_encode_detailed_flags_missing_modalities(tiny_checkpoint):
         {"title": "", "content": "", "image": image_bytes(2)},
         {"title": "huge", "image": image_bytes(3, size=(400, 300))},
     ])
-    encoder = Encoder(tiny_checkpoint, device="cpu", max_image_pixels=100_000)
+    encoder = Encoder(tiny_checkpoint, "cpu", EncoderSettings(max_image_pixels=100_000))
     result = encoder.encode_detailed(notes)
     assert isinstance(result, EncodeResult)
     assert result.image_ok.tolist() == [True, False, False, True, False]
@@ -94,8 +96,8 @@ def test_topics_as_numpy_arrays_like_arrow_gives_the_same_as_lists(tiny_encoder)
 def test_decoding_threads_and_prefetched_chunks_give_identical_results(tiny_checkpoint):
     notes = pd.concat([mixed_notes()] * 4, ignore_index=True)
     # Seven chunks: each is prepared in the background while the one before is encoded.
-    one_thread = Encoder(tiny_checkpoint, device="cpu", threads=1, chunk_rows=5)
-    four_threads = Encoder(tiny_checkpoint, device="cpu", threads=4, chunk_rows=5)
+    one_thread = Encoder(tiny_checkpoint, "cpu", EncoderSettings(threads=1, chunk_rows=5))
+    four_threads = Encoder(tiny_checkpoint, "cpu", EncoderSettings(threads=4, chunk_rows=5))
     expected, result = one_thread.encode_detailed(notes), four_threads.encode_detailed(notes)
     # The same batches of the same rows: bit-identical on a CPU, whatever the threads did.
     assert np.array_equal(result.embeddings, expected.embeddings)
@@ -122,7 +124,7 @@ def test_encode_frames_streams_frames_in_order_reading_one_chunk_ahead(tiny_chec
             pulled.append(len(frame))
             yield frame
 
-    encoder = Encoder(tiny_checkpoint, device="cpu", chunk_rows=2)
+    encoder = Encoder(tiny_checkpoint, "cpu", EncoderSettings(chunk_rows=2))
     stream = encoder.encode_frames(source())
     first_frame, first = next(stream)
     # Frame 0 (3 rows) is two chunks; its result comes once the first chunk of frame 2 is
@@ -140,7 +142,7 @@ def test_encode_frames_streams_frames_in_order_reading_one_chunk_ahead(tiny_chec
 
 @pytest.mark.slow
 def test_a_compiled_encoder_matches_the_eager_one(tiny_checkpoint, tiny_encoder):
-    compiled = Encoder(tiny_checkpoint, device="cpu", compile=True)
+    compiled = Encoder(tiny_checkpoint, "cpu", EncoderSettings(compile=True))
     notes = mixed_notes()
     for got, expected in zip(compiled.encode(notes), tiny_encoder.encode(notes)):
         np.testing.assert_allclose(got, expected, atol=1e-5)
@@ -148,12 +150,14 @@ def test_a_compiled_encoder_matches_the_eager_one(tiny_checkpoint, tiny_encoder)
 
 def test_preparing_in_worker_processes_gives_identical_results(tiny_checkpoint, tiny_encoder):
     notes = pd.concat([mixed_notes()] * 3, ignore_index=True)
-    processes = Encoder(tiny_checkpoint, device="cpu", chunk_rows=10, prepare_processes=2)
+    processes = Encoder(tiny_checkpoint, "cpu",
+                        EncoderSettings(chunk_rows=10, prepare_processes=2))
     try:
         got = processes.encode_detailed(notes)
     finally:
         processes.close()
-    expected = Encoder(tiny_checkpoint, device="cpu", chunk_rows=10).encode_detailed(notes)
+    expected = Encoder(tiny_checkpoint, "cpu",
+                       EncoderSettings(chunk_rows=10)).encode_detailed(notes)
     assert np.array_equal(got.embeddings, expected.embeddings)
     assert np.array_equal(got.visual_embeddings, expected.visual_embeddings)
     assert got.image_error == expected.image_error
@@ -165,7 +169,8 @@ def test_a_process_preparer_matches_the_processor_slice_by_slice(tiny_checkpoint
         {"title": "huge", "image": image_bytes(3, size=(400, 300))},
         {"title": "broken", "image": image_bytes(9, size=(64, 64))[:200]},
     ])] * 2, ignore_index=True)
-    preparer = ProcessPreparer(tiny_checkpoint, processes=3, max_image_pixels=100_000)
+    preparer = ProcessPreparer(tiny_checkpoint,
+                               EncoderSettings(prepare_processes=3, max_image_pixels=100_000))
     try:
         got = preparer.prepare(notes)
         with pytest.raises(ValueError, match="no notes to prepare"):

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from notellm2_udf import Encoder
+from notellm2_udf.inference.settings import EncoderSettings
 from tests.model.factories import image_bytes, mixed_notes, notes_frame
 
 POISON = "~~~~"  # the byte-level tiny tokenizer gives "~" its own id; no other note has it
@@ -34,7 +35,7 @@ def png(image: Image.Image) -> bytes:
 @pytest.fixture
 def poisoned_encoder(tiny_checkpoint):
     """The tiny encoder whose model raises on any batch holding the POISON title."""
-    encoder = Encoder(tiny_checkpoint, device="cpu", batch_tokens=10_000)
+    encoder = Encoder(tiny_checkpoint, "cpu", EncoderSettings(batch_tokens=10_000))
     poison_id = encoder.processor.tokenizer.convert_tokens_to_ids("~")
     forward = encoder.model.forward
 

@@ -21,8 +21,8 @@ from notellm2_udf.embedding.udf import load_encoder
 class KillsSparkOnSecondBatch:
     marker = ""
 
-    def __init__(self, settings, device):
-        self.encoder = load_encoder(settings, device)
+    def __init__(self, model, settings, device):
+        self.encoder = load_encoder(model, settings, device)
         self.model_version = self.encoder.model_version
         self.calls = 0
 
@@ -41,7 +41,7 @@ class KillsSparkOnSecondBatch:
 KillsSparkOnSecondBatch.marker, *argv = sys.argv[1:]
 assert embed_notes.main(argv) == 0
 print("FIRST_RUN_DONE", flush=True)
-# The job reaches the executors through pipeline.embedding.encode_notes (embed_day).
+# The job reaches the executors through embedding.day.encode_notes (embed_day).
 embedding.encode_notes = functools.partial(embedding.encode_notes,
                                            factory=KillsSparkOnSecondBatch)
 embed_notes.main(argv)

@@ -12,8 +12,11 @@ import sys
 from pathlib import Path
 
 from notellm2_udf.embedding.day import encode_notes
-from notellm2_udf.embedding.udf import EncoderSettings, load_encoder
+from notellm2_udf.embedding.udf import load_encoder
+from notellm2_udf.inference.settings import EncoderSettings
 from notellm2_udf.inputs.notes import read_notes_day, split_duplicates
+from notellm2_udf.model.version import model_version
+from notellm2_udf.registry.versions import PinnedModel
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 
 notes_location, day, model_dir, marker = sys.argv[1:5]
@@ -22,8 +25,8 @@ notes_location, day, model_dir, marker = sys.argv[1:5]
 class KilledOnSecondBatch:
     """Wraps the real encoder; the first worker to reach its 2nd batch dies (once)."""
 
-    def __init__(self, settings, device):
-        self.encoder = load_encoder(settings, device)
+    def __init__(self, model, settings, device):
+        self.encoder = load_encoder(model, settings, device)
         self.model_version = self.encoder.model_version
         self.calls = 0
 
@@ -42,12 +45,13 @@ spark = build_spark_session(SparkSettings(
                "spark.sql.execution.arrow.maxRecordsPerBatch": "8"}))
 notes_df, _ = split_duplicates(read_notes_day(spark, notes_location, day))
 notes_df = notes_df.repartition(4, "note_id")
-settings = EncoderSettings(model_dir, 40_000_000)
+model = PinnedModel(version=model_version(model_dir), dir=model_dir)
+settings = EncoderSettings(max_image_pixels=40_000_000)
 columns = ["note_id", "embedding", "visual_embedding", "image_ok", "worker_pid",
            "worker_model_loads"]
 runs = {}
 for name, factory in (("clean", load_encoder), ("killed_once", KilledOnSecondBatch)):
-    rows = encode_notes(notes_df, settings, factory).select(*columns).collect()
+    rows = encode_notes(notes_df, model, settings, factory).select(*columns).collect()
     runs[name] = [list(row) for row in sorted(rows, key=lambda row: row.note_id)]
 print("RESULT " + json.dumps({**runs, "killed_pid": int(Path(marker).read_text())}))
 spark.stop()

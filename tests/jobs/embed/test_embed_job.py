@@ -12,6 +12,7 @@ from jobs import embed_notes
 from notellm2_udf.inputs.notes import read_notes_day, split_duplicates
 from notellm2_udf.job.runtime import JobInputError
 from notellm2_udf.registry.pinning import check_model_dir
+from notellm2_udf.settings.declared import parse_settings
 from notellm2_udf.spark.delta_io import replace_days
 from schemas import NOTES
 from tests.jobs.embed.conftest import DAY, EXPECTED, INVALID_UTF8_NOTES, invalid_utf8_notes_df
@@ -192,8 +193,9 @@ def test_unreadable_model_exits_2(notes_location, tmp_path, capsys):
 
 def test_bad_date_flag_is_refused_by_argparse(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        embed_notes.parse_args(["--date", "2026-11-25; rm -rf /", "--notes", "n", "--model",
-                                "m", "--embeddings", "e", "--errors", "r"])
+        parse_settings(embed_notes.EmbedSettings,
+                       ["--date", "2026-11-25; rm -rf /", "--notes", "n", "--model", "m",
+                        "--embeddings", "e", "--errors", "r"])
     assert exit_info.value.code == 2
     assert "date must be yyyy-MM-dd" in capsys.readouterr().err
 

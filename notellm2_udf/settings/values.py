@@ -1,5 +1,4 @@
-"""argparse types and flag groups that several jobs share, so a flag means one thing
-everywhere (`--date`, `--top-k`, counts, lists)."""
+"""The argparse types of settings' flags: what a day, a count, a list or a run id may be."""
 
 from __future__ import annotations
 
@@ -45,24 +44,14 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
 
 
-def comma_list(cast: Callable[[str], object]) -> Callable[[str], list]:
+def comma_list(cast: Callable[[str], object]) -> Callable[[str], tuple]:
     """argparse type of `a,b,c` lists whose items are parsed by `cast`."""
-    def parse(text: str) -> list:
+    def parse(text: str) -> tuple:
         try:
-            return [cast(item) for item in text.split(",") if item]
+            return tuple(cast(item) for item in text.split(",") if item)
         except (ValueError, argparse.ArgumentTypeError) as err:
             raise argparse.ArgumentTypeError(str(err)) from None
     return parse
-
-
-def add_held_out_arguments(parser: argparse.ArgumentParser) -> None:
-    """The train / held-out split of related_pairs, shared by train and evaluate so that
-    both agree by default."""
-    split = parser.add_mutually_exclusive_group()
-    split.add_argument("--holdout-days", type=positive_int_arg, default=1,
-                       help="hold out the last N days of pairs (default 1)")
-    split.add_argument("--held-out-from", type=day_arg, metavar="yyyy-MM-dd",
-                       help="hold out pairs from this day on")
 
 
 def run_id_arg(text: str) -> str:
@@ -76,13 +65,3 @@ def run_id_arg(text: str) -> str:
 def manual_run_id() -> str:
     """The run id of a run that was given none (--run-id): not Airflow's, and unique."""
     return f"manual-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Which model a job runs: one checkpoint, or the serving version of a registry."""
-    model = parser.add_mutually_exclusive_group(required=True)
-    model.add_argument("--model", default=None,
-                       help="NoteLLM-2 checkpoint directory (a link is resolved once, on the "
-                            "driver)")
-    model.add_argument("--models-root", default=None,
-                       help="model registry: its serving version (docs/OPERATIONS.md)")
