@@ -22,7 +22,8 @@ step). Once that version covers the window, `build_index` indexes it and `publis
 serve. See docs/OPERATIONS.md.
 
 **Settings.** Each setting is the run's param, else the Variable `notellm2_<name>`, else
-its default (see `notellm2_settings.py`). `resolve_settings` checks them all first: a day
+its default (see `notellm2_catalogue.py`, which also names the job flags each setting
+feeds). `resolve_settings` checks them all first: a day
 that is not yyyy-MM-dd, a path with shell metacharacters or a number out of range fails
 the run before anything else runs. Later tasks template the resolved values.
 
@@ -38,14 +39,8 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, PokeReturnValue, task
-from notellm2_settings import (
-    DAILY_SETTINGS,
-    optional_flag,
-    params_of,
-    setting,
-    spark_job,
-    switch,
-)
+from notellm2_catalogue import DAILY_SETTINGS
+from notellm2_operators import job_arguments, params_of, setting, spark_job
 
 with DAG(
     dag_id="notellm2_daily",
@@ -71,7 +66,7 @@ with DAG(
     def resolve_settings() -> dict:
         """Params > Variables > defaults, all checked; the day of the run."""
         from airflow.sdk import get_current_context
-        from notellm2_settings import resolve_run
+        from notellm2_resolve import resolve_run
 
         return resolve_run(DAILY_SETTINGS, get_current_context())
 
@@ -89,49 +84,21 @@ with DAG(
         print(f"notes {notes} dt={day}: {rows} rows, closed through {closed}")
         return PokeReturnValue(is_done=done, xcom_value=rows)
 
-    day = setting("day")
-    model = [optional_flag("--model", "model"), optional_flag("--models-root", "models_root")]
-    embedding = [optional_flag("--batch-size", "batch_size"), switch("--compile", "compile")]
-    tables = ["--embeddings", setting("embeddings"), "--errors", setting("errors")]
-    embed_notes = spark_job(
-        "embed_notes", "embed_notes.py",
-        ["--date", day, "--notes", setting("notes"), *model, *tables,
-         "--related", setting("related"), "--run-id", "{{ run_id }}", "--empty-day", "publish",
-         *embedding],
-        execution_timeout=timedelta(hours=8))
-    embed_window = spark_job(
-        "embed_window", "embed_window.py",
-        ["--date", day, "--window-days", setting("window_days"), "--notes", setting("notes"),
-         *model, *tables, optional_flag("--max-days", "rollout_max_days"),
-         "--run-id", "{{ run_id }}", *embedding],
-        execution_timeout=timedelta(hours=12))
-    index_dir = setting("index_root")  # the jobs keep each day's index in <index_root>/dt=D
-    build_index = spark_job(
-        "build_index", "build_index.py",
-        ["--date", day, "--embeddings", setting("embeddings"), "--index-dir", index_dir,
-         "--window-days", setting("window_days"), "--index-type", setting("index_type"),
-         optional_flag("--num-shards", "num_shards"), "--notes", setting("notes"),
-         "--errors", setting("errors"), optional_flag("--models-root", "models_root"),
-         switch("--allow-incomplete-window", "allow_incomplete_window")])
-    related_notes = spark_job(
-        "related_notes", "related_notes.py",
-        ["--date", day, "--embeddings", setting("embeddings"), "--index-dir", index_dir,
-         "--related", setting("related"), "--top-k", setting("top_k"),
-         optional_flag("--queries", "queries")],
-        execution_timeout=timedelta(hours=4))
-    validate_related = spark_job(
-        "validate_related", "validate_related.py",
-        ["--date", day, "--notes", setting("notes"), "--embeddings", setting("embeddings"),
-         "--errors", setting("errors"), "--related", setting("related"),
-         "--top-k", setting("top_k"), "--window-days", setting("window_days"),
-         "--sample-size", setting("recall_sample"), "--min-recall", setting("min_recall")],
-        retries=0)  # a failed check fails the same way on retry
-    publish = spark_job(
-        "publish", "publish.py",
-        ["--date", day, "--embeddings", setting("embeddings"), "--errors", setting("errors"),
-         "--related", setting("related"), "--run-id", "{{ run_id }}",
-         optional_flag("--models-root", "models_root"),
-         optional_flag("--keep-versions", "keep_versions")])
+    def daily_job(job: str, *fixed: str, **kwargs):
+        """The Spark task of jobs/<job>.py: the day, the catalogue's arguments, `fixed`."""
+        return spark_job(job, f"{job}.py",
+                         ["--date", setting("day"), *job_arguments(DAILY_SETTINGS, job), *fixed],
+                         **kwargs)
+
+    run_id = ("--run-id", "{{ run_id }}")
+    embed_notes = daily_job("embed_notes", *run_id, "--empty-day", "publish",
+                            execution_timeout=timedelta(hours=8))
+    embed_window = daily_job("embed_window", *run_id, execution_timeout=timedelta(hours=12))
+    build_index = daily_job("build_index")
+    related_notes = daily_job("related_notes", execution_timeout=timedelta(hours=4))
+    # A failed check fails the same way on retry.
+    validate_related = daily_job("validate_related", retries=0)
+    publish = daily_job("publish", *run_id)
 
     settings = resolve_settings()
     wait = wait_for_notes(settings)

@@ -27,7 +27,8 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, task
-from notellm2_settings import TRAIN_SETTINGS, params_of, setting, spark_job, switch
+from notellm2_catalogue import TRAIN_SETTINGS
+from notellm2_operators import job_arguments, params_of, setting, spark_job
 
 with DAG(
     dag_id="notellm2_train",
@@ -54,7 +55,9 @@ with DAG(
         from airflow.sdk import get_current_context
         from airflow.sdk.exceptions import AirflowFailException
         from notellm2_promote import current_model
-        from notellm2_settings import SettingError, check_batch_split, resolve_run
+        from notellm2_catalogue import check_batch_split
+        from notellm2_checks import SettingError
+        from notellm2_resolve import resolve_run
 
         resolved = resolve_run(TRAIN_SETTINGS, get_current_context())
         try:
@@ -72,20 +75,14 @@ with DAG(
 
     train = spark_job(
         "train", "train.py",
-        ["--pairs", setting("pairs"), "--notes", setting("notes"),
-         "--init-model", setting("init_model"), "--output", setting("candidate_dir"),
-         "--epochs", setting("epochs"),
-         "--global-batch-pairs", setting("global_batch_pairs"),
-         "--sub-batch-pairs", setting("sub_batch_pairs"),
-         "--validation-days", setting("validation_days"), "--eval-every", setting("eval_every"),
-         "--num-processes", setting("num_processes"), switch("--use-gpu", "use_gpu")],
+        [*job_arguments(TRAIN_SETTINGS, "train"), "--output", setting("candidate_dir")],
         execution_timeout=timedelta(hours=24))
 
     def evaluate(task_id: str, model: str, report: str):
         return spark_job(
             task_id, "evaluate.py",
-            ["--pairs", setting("pairs"), "--notes", setting("notes"), "--model", model,
-             "--report", report, "--ks", "10,20,50,100,1000", "--inputs", "full,image,text"])
+            [*job_arguments(TRAIN_SETTINGS, "evaluate"), "--model", model, "--report", report,
+             "--ks", "10,20,50,100,1000", "--inputs", "full,image,text"])
 
     evaluate_candidate = evaluate("evaluate_candidate", setting("candidate"),
                                   setting("reports") + "/candidate")

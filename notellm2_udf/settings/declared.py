@@ -179,3 +179,9 @@ def flag_names(cls: type) -> set[str]:
         if not nested:
             names |= {flag_name(field), *field.metadata[_FLAG].aliases}
     return names
+
+
+def required_flags(cls: type) -> set[str]:
+    """The flags of `cls` that must be given (settings without a default)."""
+    return {flag_name(field) for _, field, nested in _fields(cls) if not nested
+            and field.default is MISSING and field.default_factory is MISSING}

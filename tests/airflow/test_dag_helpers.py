@@ -13,7 +13,10 @@ import pytest
 from tests.airflow.airflow_env import DAG_FOLDER
 
 sys.path.insert(0, str(DAG_FOLDER))
-settings = importlib.import_module("notellm2_settings")
+catalogue = importlib.import_module("notellm2_catalogue")
+checks = importlib.import_module("notellm2_checks")
+resolution = importlib.import_module("notellm2_resolve")
+operators = importlib.import_module("notellm2_operators")
 delta_log = importlib.import_module("notellm2_delta_log")
 promote = importlib.import_module("notellm2_promote")
 sys.path.remove(str(DAG_FOLDER))
@@ -24,7 +27,7 @@ REQUIRED = {"notes": "/lake/notes", "embeddings": "s3a://bucket/lake/note_embedd
 
 
 def resolve(params, variables=None):
-    return settings.resolve_settings(settings.DAILY_SETTINGS, params,
+    return resolution.resolve_settings(catalogue.DAILY_SETTINGS, params,
                                      lambda key: (variables or {}).get(key))
 
 
@@ -44,7 +47,7 @@ def test_param_beats_variable_beats_default():
     "/lake/../etc", "s3a://bucket/../other", "..",
     '/lake/"q"', "/lake/a\\b", 42, ""])
 def test_paths_with_shell_metacharacters_are_refused(bad):
-    with pytest.raises(settings.SettingError, match="notes"):
+    with pytest.raises(checks.SettingError, match="notes"):
         resolve({**REQUIRED, "notes": bad} if bad != "" else
                 {k: v for k, v in REQUIRED.items() if k != "notes"})
 
@@ -54,12 +57,12 @@ def test_paths_with_shell_metacharacters_are_refused(bad):
                                       ("index_type", "ivf; ls"), ("queries", "some"),
                                       ("num_shards", "0")])
 def test_numbers_and_choices_out_of_range_are_refused(name, bad):
-    with pytest.raises(settings.SettingError, match=name):
+    with pytest.raises(checks.SettingError, match=name):
         resolve({**REQUIRED, name: bad})
 
 
 def test_every_problem_is_reported_at_once():
-    with pytest.raises(settings.SettingError) as err:
+    with pytest.raises(checks.SettingError) as err:
         resolve({"notes": "/a b", "top_k": 0})
     message = str(err.value)
     for name in ("notes", "top_k", "embeddings"):
@@ -71,7 +74,7 @@ def test_every_problem_is_reported_at_once():
 @pytest.mark.parametrize("name", ["spark_packages", "spark_jars", "spark_py_files",
                                   "spark_properties_file"])
 def test_a_runs_conf_cannot_choose_code_or_jars(name):
-    with pytest.raises(settings.SettingError, match=f"{name}: a run's conf cannot set it"):
+    with pytest.raises(checks.SettingError, match=f"{name}: a run's conf cannot set it"):
         resolve({**REQUIRED, name: "/tmp/evil.jar"})
     assert resolve(REQUIRED, {f"notellm2_{name}": "/opt/jars/delta.jar"})[name] == (
         "/opt/jars/delta.jar")
@@ -82,24 +85,24 @@ def test_a_runs_conf_cannot_choose_code_or_jars(name):
 def test_a_registry_instead_of_one_model(model):
     resolved = resolve({**{k: v for k, v in REQUIRED.items() if k != "model"}, **model})
     assert (resolved["model"], resolved["models_root"]) == ("", "/shared/models")
-    with pytest.raises(settings.SettingError, match="give exactly one"):
+    with pytest.raises(checks.SettingError, match="give exactly one"):
         resolve({**REQUIRED, "models_root": "/shared/models"})
 
 
 @pytest.mark.parametrize("day", ["2026-11-25 ", "2026-11-31", "26-11-25", "2026/11/25",
                                  "2026-11-25; rm", "{{ ds }}", 20261125])
 def test_days_that_are_not_yyyy_mm_dd_are_refused(day):
-    with pytest.raises(settings.SettingError, match="day"):
-        settings.resolve_day({"day": day}, {"ds": "2026-11-25"})
+    with pytest.raises(checks.SettingError, match="day"):
+        resolution.resolve_day({"day": day}, {"ds": "2026-11-25"})
 
 
 def test_the_day_is_the_param_else_ds_else_the_interval_start():
-    assert settings.resolve_day({"day": "2026-11-20"}, {"ds": "2026-11-25"}) == "2026-11-20"
-    assert settings.resolve_day({"day": None}, {"ds": "2026-11-25"}) == "2026-11-25"
+    assert resolution.resolve_day({"day": "2026-11-20"}, {"ds": "2026-11-25"}) == "2026-11-20"
+    assert resolution.resolve_day({"day": None}, {"ds": "2026-11-25"}) == "2026-11-25"
     start = datetime(2026, 11, 24, tzinfo=UTC)
-    assert settings.resolve_day({}, {"data_interval_start": start}) == "2026-11-24"
-    with pytest.raises(settings.SettingError, match="no logical date"):
-        settings.resolve_day({}, {})
+    assert resolution.resolve_day({}, {"data_interval_start": start}) == "2026-11-24"
+    with pytest.raises(checks.SettingError, match="no logical date"):
+        resolution.resolve_day({}, {})
 
 
 def test_optional_flags_render_to_nothing_when_empty():
@@ -112,25 +115,25 @@ def test_optional_flags_render_to_nothing_when_empty():
         def xcom_pull(self, task_ids):
             return {"num_shards": self.value, "use_gpu": self.value}
 
-    flag = Template(settings.optional_flag("--num-shards", "num_shards"))
+    flag = Template(operators.optional_flag("--num-shards", "num_shards"))
     assert flag.render(ti=TI(8)) == "--num-shards=8"
     assert flag.render(ti=TI("")) == ""
-    switch = Template(settings.switch("--use-gpu", "use_gpu"))
+    switch = Template(operators.switch("--use-gpu", "use_gpu"))
     assert switch.render(ti=TI("true")) == "--use-gpu"
     assert switch.render(ti=TI("false")) == ""
 
 
 def test_the_train_dag_steps_128_pairs_in_gradcache_sub_batches_by_default():
-    resolved = settings.resolve_settings(
-        settings.TRAIN_SETTINGS, {"pairs": "/p", "notes": "/n", "models_root": "/m"},
+    resolved = resolution.resolve_settings(
+        catalogue.TRAIN_SETTINGS, {"pairs": "/p", "notes": "/n", "models_root": "/m"},
         lambda key: {"notellm2_num_processes": "8"}.get(key))
     assert (resolved["global_batch_pairs"], resolved["sub_batch_pairs"]) == (128, 16)
     assert (resolved["validation_days"], resolved["eval_every"]) == (0, 1750)
-    settings.check_batch_split(resolved)  # 8 x 16
-    with pytest.raises(settings.SettingError, match="not a multiple of num_processes 3"):
-        settings.check_batch_split({**resolved, "num_processes": 3})
-    with pytest.raises(settings.SettingError, match="sub_batch_pairs"):
-        settings.resolve_settings(settings.TRAIN_SETTINGS,
+    catalogue.check_batch_split(resolved)  # 8 x 16
+    with pytest.raises(checks.SettingError, match="not a multiple of num_processes 3"):
+        catalogue.check_batch_split({**resolved, "num_processes": 3})
+    with pytest.raises(checks.SettingError, match="sub_batch_pairs"):
+        resolution.resolve_settings(catalogue.TRAIN_SETTINGS,
                                   {"pairs": "/p", "notes": "/n", "models_root": "/m",
                                    "sub_batch_pairs": -1}, lambda key: None)
 

@@ -79,6 +79,22 @@ def test_daily_dag_graph_and_run_settings(dags):
                 "spark_properties_file"} & set(daily["params"])
 
 
+def as_flags(args: list[str]) -> dict[str, str | bool]:
+    """{flag: value, or True for a switch} of a job's arguments: argparse reads them in any
+    order, `--flag=value` as `--flag value`."""
+    flags, position = {}, 0
+    while position < len(args):
+        flag, _, value = args[position].partition("=")
+        if value or position + 1 == len(args) or args[position + 1].startswith("--"):
+            flags[flag] = value or True
+            position += 1
+        else:
+            flags[flag] = args[position + 1]
+            position += 2
+    assert len(flags) == len([arg for arg in args if arg.startswith("--")]), args
+    return flags
+
+
 def test_daily_spark_commands_render_from_the_resolved_settings(dags):
     tasks = dags["dags"]["notellm2_daily"]["tasks"]
     embed = tasks["embed_notes"]
@@ -88,33 +104,33 @@ def test_daily_spark_commands_render_from_the_resolved_settings(dags):
                                  "PYSPARK_DRIVER_PYTHON": str(REPO_ROOT / ".venv/bin/python")}
     assert embed["packages"] == DAILY_SETTINGS["spark_packages"]
     assert embed["name"] == "notellm2-embed_notes-2026-11-25"
-    assert embed["application_args"] == [
+    assert as_flags(embed["application_args"]) == as_flags([
         "--date", "2026-11-25", "--notes", "/lake/notes", "--model=/shared/models/current",
         "--embeddings", "/lake/note_embeddings", "--errors", "/lake/embedding_errors",
         "--related", "/lake/related_notes", "--run-id", "scheduled__2026-11-25T00:00:00+00:00",
-        "--empty-day", "publish", "--compile"]
-    assert tasks["embed_window"]["application_args"] == [
+        "--empty-day", "publish", "--compile"])
+    assert as_flags(tasks["embed_window"]["application_args"]) == as_flags([
         "--date", "2026-11-25", "--window-days", "30", "--notes", "/lake/notes",
         "--model=/shared/models/current", "--embeddings", "/lake/note_embeddings",
         "--errors", "/lake/embedding_errors", "--run-id",
-        "scheduled__2026-11-25T00:00:00+00:00", "--compile"]
-    assert tasks["build_index"]["application_args"] == [
+        "scheduled__2026-11-25T00:00:00+00:00", "--compile"])
+    assert as_flags(tasks["build_index"]["application_args"]) == as_flags([
         "--date", "2026-11-25", "--embeddings", "/lake/note_embeddings",
         "--index-dir", "/shared/index", "--window-days", "30", "--index-type", "auto",
-        "--notes", "/lake/notes", "--errors", "/lake/embedding_errors"]
-    assert tasks["related_notes"]["application_args"] == [
+        "--notes", "/lake/notes", "--errors", "/lake/embedding_errors"])
+    assert as_flags(tasks["related_notes"]["application_args"]) == as_flags([
         "--date", "2026-11-25", "--embeddings", "/lake/note_embeddings",
         "--index-dir", "/shared/index", "--related", "/lake/related_notes", "--top-k", "100",
-        "--queries=new"]
-    assert tasks["validate_related"]["application_args"] == [
+        "--queries=new", "--recall-sample", "200"])
+    assert as_flags(tasks["validate_related"]["application_args"]) == as_flags([
         "--date", "2026-11-25", "--notes", "/lake/notes", "--embeddings",
         "/lake/note_embeddings", "--errors", "/lake/embedding_errors", "--related",
-        "/lake/related_notes", "--top-k", "100", "--window-days", "30", "--sample-size",
-        "200", "--min-recall", "0.9"]
-    assert tasks["publish"]["application_args"] == [
+        "/lake/related_notes", "--top-k", "100", "--window-days", "30", "--recall-sample",
+        "200", "--min-recall", "0.9"])
+    assert as_flags(tasks["publish"]["application_args"]) == as_flags([
         "--date", "2026-11-25", "--embeddings", "/lake/note_embeddings", "--errors",
         "/lake/embedding_errors", "--related", "/lake/related_notes",
-        "--run-id", "scheduled__2026-11-25T00:00:00+00:00"]
+        "--run-id", "scheduled__2026-11-25T00:00:00+00:00"])
 
 
 def test_train_dag_graph_and_commands(dags):
@@ -129,11 +145,11 @@ def test_train_dag_graph_and_commands(dags):
     assert (train["timetable"], train["cron"]) == ("CronDataIntervalTimetable", "0 3 * * 1")
     assert train["catchup"] is False and train["max_active_runs"] == 1
     assert train["doc_md"].lstrip().startswith("# notellm2_train")
-    assert tasks["train"]["application_args"] == [
+    assert as_flags(tasks["train"]["application_args"]) == as_flags([
         "--pairs", "/lake/related_pairs", "--notes", "/lake/notes",
         "--init-model", "/shared/models/base", "--output", "/shared/models/candidates/2026-11-23",
         "--epochs", "1", "--global-batch-pairs", "128", "--sub-batch-pairs", "16",
-        "--validation-days", "1", "--eval-every", "1750", "--num-processes", "2", "--use-gpu"]
+        "--validation-days", "1", "--eval-every", "1750", "--num-processes", "2", "--use-gpu"])
     assert tasks["train"]["py_files"] == "/shared/notellm2.zip"
     assert tasks["evaluate_current"]["application_args"][4:8] == [
         "--model", "/shared/models/candidates/2026-11-16",

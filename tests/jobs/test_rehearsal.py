@@ -120,7 +120,7 @@ class Pipeline:
         assert validate_related.main(["--date", day, "--notes", self.notes, *self.tables(),
                                       "--related", self.lake["related_notes"], "--top-k",
                                       str(TOP_K), "--window-days", str(WINDOW),
-                                      "--sample-size", "20"]) == 0
+                                      "--recall-sample", "20"]) == 0
         assert publish.main(["--date", day, *self.tables(), "--related",
                              self.lake["related_notes"], "--run-id", run_id,
                              "--models-root", str(self.root), "--keep-versions", "3"]) == 0
