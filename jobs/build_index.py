@@ -2,7 +2,7 @@
 
     spark-submit jobs/build_index.py --date 2026-11-24 \
         --embeddings /lake/note_embeddings --index-dir /shared/notellm2-index \
-        [--window-days 30] [--num-shards N] [--index-type auto|flat|ivf|ivfpq|hnsw] \
+        [--window-days 30] [--num-shards N] [--index-type auto|flat|ivf|ivfpq|hnsw] [--nprobe 16] \
         [--notes URI] [--errors URI] [--models-root DIR | --model-version V] \
         [--allow-incomplete-window] [--task-index-mib MiB]
 

@@ -3,6 +3,7 @@
     spark-submit jobs/evaluate.py --pairs URI --notes URI --model DIR_OR_URI --report DIR \
         [--ks 10,20,50,100,1000] [--inputs full,image,text,text_no_image] \
         [--holdout-days 1 | --held-out-from yyyy-MM-dd | --all-pairs] [--max-image-pixels N] \
+        [--batch-tokens N] [--compile] [--prepare-processes N] [--image-decode auto|cpu|gpu] \
         [--ranking-block-rows 8192] [--ranking-chunk-rows 256] [--selection-local-pairs 100000]
 
 The paper's protocol: test pairs = the held-out pairs (the same split as jobs/train.py by

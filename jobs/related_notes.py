@@ -3,7 +3,7 @@
     spark-submit jobs/related_notes.py --date 2026-11-24 \
         --embeddings /lake/note_embeddings --index-dir /shared/notellm2-index \
         --related /lake/related_notes [--top-k 100] [--queries all|new] \
-        [--task-index-mib MiB]
+        [--recall-sample 200] [--task-index-mib MiB]
 
 Queries: every note of the index's corpus (`all`), or only those whose latest embedding
 is from `--date` (`new`). Each gets its top-k over all shards, itself excluded, ordered
