@@ -54,9 +54,9 @@ with DAG(
         """Params > Variables > defaults, all checked; the run's day and model paths."""
         from airflow.sdk import get_current_context
         from airflow.sdk.exceptions import AirflowFailException
-        from notellm2_promote import current_model
         from notellm2_catalogue import check_batch_split
         from notellm2_checks import SettingError
+        from notellm2_promote import current_model
         from notellm2_resolve import resolve_run
 
         resolved = resolve_run(TRAIN_SETTINGS, get_current_context())

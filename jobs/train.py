@@ -2,10 +2,12 @@
 
     spark-submit jobs/train.py --pairs URI --notes URI --init-model DIR --output DIR \
         [--epochs 1] [--global-batch-pairs 128 | --batch-pairs B] [--sub-batch-pairs 16] \
-        [--lr 3e-6] [--lr-schedule warmup_decay_log] [--text-weight 9 --vision-weight 1] \
-        [--max-grad-norm 1.0] [--num-processes N] [--use-gpu] \
+        [--lr 3e-6] [--lr-schedule warmup_decay_log] [--warmup-ratio 0.1] \
+        [--weight-decay 0.001] [--no-decay-on-vectors] [--text-weight 9 --vision-weight 1] \
+        [--temperature-cap T] [--max-grad-norm 1.0] [--num-processes N] [--use-gpu] \
         [--holdout-days 1 | --held-out-from yyyy-MM-dd] [--validation-days N --eval-every 1750] \
-        [--checkpoint-every N] [--resume] [--stop-at-step N] [--seed 0] [--on-executors]
+        [--checkpoint-every N] [--resume] [--stop-at-step N] [--seed 0] [--on-executors] \
+        [--cache-dir URL]
 
 Pairs before the held-out period (by default the last day of `related_pairs`) are joined with
 both notes and fed to PyTorch through petastorm. One process trains in the driver; more run
@@ -23,7 +25,6 @@ Exit 0 on success, 2 with a one-line reason on bad input.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from collections.abc import Sequence
@@ -35,23 +36,22 @@ from pyspark.sql import DataFrame, SparkSession
 from notellm2_udf.errors import JobInputError
 from notellm2_udf.files.remote_files import absolute_location, is_remote, local_copy
 from notellm2_udf.inputs.notes import split_duplicates
-from notellm2_udf.job.runtime import JobSummary, run_job
+from notellm2_udf.job.runtime import JobSummary, job_main
 from notellm2_udf.registry.pinning import check_model_dir
-from notellm2_udf.settings.values import (
-    add_held_out_arguments,
-    non_negative_int_arg,
-    positive_int_arg,
-)
-from notellm2_udf.spark.session import SparkSettings, build_spark_session
+from notellm2_udf.settings.declared import nested, option
+from notellm2_udf.settings.shared import table_setting
+from notellm2_udf.settings.values import non_negative_int_arg, positive_int_arg
 from notellm2_udf.spark.tables import read_table
 from notellm2_udf.training.launch import epoch_converters, run_processes, validation_converters
-from notellm2_udf.training.loop import LR_SCHEDULES, TrainPlan, TrainSettings
 from notellm2_udf.training.pairs import (
+    HeldOutSplit,
     held_out_start,
     split_by_date,
     undirected_rows,
     validation_start,
 )
+from notellm2_udf.training.plan import TrainPlan
+from notellm2_udf.training.settings import TrainSettings
 from notellm2_udf.training.state import latest_checkpoint, read_step
 from schemas import NOTES, RELATED_PAIRS
 
@@ -62,112 +62,52 @@ log = logging.getLogger("notellm2.train")
 class TrainJobSettings:
     """One run of the job: the tables, the split, the processes and the training recipe."""
 
-    pairs: str
-    notes: str
-    training: TrainSettings
-    num_processes: int = 1
-    on_executors: bool = False
-    resume: bool = False
-    cache_dir: str | None = None
-    holdout_days: int = 1
-    held_out_from: str | None = None
-    validation_days: int = 0  # 0: no validation, the last weights are the model
+    pairs: str = table_setting("related_pairs")
+    notes: str = table_setting("notes")
+    training: TrainSettings = nested(TrainSettings)
+    global_batch_pairs: int = option(128, parse=positive_int_arg,
+                                     help="pairs per optimizer step over all processes (the "
+                                          "paper's: 8 GPUs x 16)")
+    batch_pairs: int | None = option(None, parse=positive_int_arg,
+                                     help="pairs per process and step (overrides "
+                                          "--global-batch-pairs)")
+    num_processes: int = option(1, parse=positive_int_arg, help="training processes")
+    on_executors: bool = option(False, help="run the processes as Spark tasks (cluster) "
+                                            "instead of locally")
+    resume: bool = option(False, help="continue from the last checkpoint in --output")
+    cache_dir: str | None = option(None, help="petastorm cache URL readable by every process "
+                                              "(default file://OUTPUT/petastorm-cache)")
+    split: HeldOutSplit = HeldOutSplit()
+    validation_days: int = option(0, parse=non_negative_int_arg,
+                                  help="validate on the pairs of the last N days before the "
+                                       "held-out period, taken out of training (0: no "
+                                       "validation, the last weights are the model)")
 
+    def __post_init__(self) -> None:
+        if self.batch_pairs is None and self.global_batch_pairs % self.num_processes:
+            raise ValueError(f"--global-batch-pairs {self.global_batch_pairs} is not a "
+                             f"multiple of --num-processes {self.num_processes}")
+        output = self.training.output_dir
+        if is_remote(output) and not output.startswith("file:"):
+            raise ValueError(f"--output must be a path every training process can write "
+                             f"(local disk or a shared mount), got {output}")
 
-def parse_args(argv: Sequence[str] | None) -> TrainJobSettings:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pairs", required=True, help="related_pairs Delta table location")
-    parser.add_argument("--notes", required=True, help="notes Delta table location")
-    parser.add_argument("--init-model", required=True, help="NoteLLM-2 checkpoint to start from")
-    parser.add_argument("--output", required=True, help="directory for the model, checkpoints, log")
-    parser.add_argument("--epochs", type=positive_int_arg, default=1)
-    parser.add_argument("--global-batch-pairs", type=positive_int_arg, default=128,
-                        help="pairs per optimizer step over all processes (default 128, the "
-                             "paper's: 8 GPUs x 16)")
-    parser.add_argument("--batch-pairs", type=positive_int_arg, default=None,
-                        help="pairs per process and step (overrides --global-batch-pairs)")
-    parser.add_argument("--sub-batch-pairs", type=int, default=16,
-                        help="GradCache: pairs per forward pass within a process's batch "
-                             "(default 16; 0 = the whole batch in one pass)")
-    parser.add_argument("--lr", type=float, default=3e-6, help="peak learning rate (default 3e-6)")
-    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="warmup_decay_log",
-                        help="warmup_decay_log = DeepSpeed WarmupDecayLR, log warm-up (the "
-                             "authors'); linear = Hugging Face linear warm-up and decay")
-    parser.add_argument("--weight-decay", type=float, default=0.001)
-    parser.add_argument("--no-decay-on-vectors", action="store_true",
-                        help="no weight decay on biases, norms, vectors and the temperature "
-                             "(default: every parameter, as the authors)")
-    parser.add_argument("--warmup-ratio", type=float, default=0.1)
-    parser.add_argument("--max-grad-norm", type=float, default=1.0,
-                        help="clip the gradient's global norm (default 1.0; 0 = off)")
-    parser.add_argument("--text-weight", type=float, default=9.0,
-                        help="mICL weight of the multimodal loss L_m (default 9)")
-    parser.add_argument("--vision-weight", type=float, default=1.0,
-                        help="mICL weight of the visual loss L_v (default 1)")
-    parser.add_argument("--temperature-cap", type=float, default=None,
-                        help="clamp the temperature t at this value (default: none, as the "
-                             "authors; our v1 used ln 100 = 4.605)")
-    parser.add_argument("--num-processes", type=positive_int_arg, default=1)
-    parser.add_argument("--use-gpu", action="store_true", help="one GPU per process, bf16 autocast")
-    parser.add_argument("--on-executors", action="store_true",
-                        help="run the processes as Spark tasks (cluster) instead of locally")
-    parser.add_argument("--checkpoint-every", type=int, default=0,
-                        help="save a resumable checkpoint every N steps (default: at the end only)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the last checkpoint in --output")
-    parser.add_argument("--stop-at-step", type=positive_int_arg, default=None,
-                        help="stop after this global step (checkpointed); continue with --resume")
-    parser.add_argument("--seed", type=int, default=0, help="data order, image flips, dropout")
-    parser.add_argument("--cache-dir", default=None,
-                        help="petastorm cache URL readable by every process "
-                             "(default file://OUTPUT/petastorm-cache)")
-    add_held_out_arguments(parser)
-    parser.add_argument("--validation-days", type=non_negative_int_arg, default=0,
-                        help="validate on the pairs of the last N days before the held-out "
-                             "period, taken out of training (default 0: no validation)")
-    parser.add_argument("--eval-every", type=positive_int_arg, default=1750,
-                        help="steps between validations (default 1750, the authors'); the "
-                             "lowest validation loss is the final model")
-    args = parser.parse_args(argv)
-    batch_pairs = args.batch_pairs
-    if batch_pairs is None:
-        if args.global_batch_pairs % args.num_processes:
-            parser.error(f"--global-batch-pairs {args.global_batch_pairs} is not a multiple of "
-                         f"--num-processes {args.num_processes}")
-        batch_pairs = args.global_batch_pairs // args.num_processes
-    if is_remote(args.output) and not args.output.startswith("file:"):
-        parser.error(f"--output must be a path every training process can write (local disk "
-                     f"or a shared mount), got {args.output}")
-    training = TrainSettings(
-        init_model_dir=absolute_location(args.init_model),
-        output_dir=str(Path(args.output.removeprefix("file://")).resolve()), epochs=args.epochs,
-        batch_pairs=batch_pairs, sub_batch_pairs=args.sub_batch_pairs, lr=args.lr,
-        lr_schedule=args.lr_schedule, weight_decay=args.weight_decay,
-        decay_all_parameters=not args.no_decay_on_vectors, max_grad_norm=args.max_grad_norm,
-        text_weight=args.text_weight, vision_weight=args.vision_weight,
-        temperature_cap=args.temperature_cap, eval_every=args.eval_every,
-        warmup_ratio=args.warmup_ratio, seed=args.seed, checkpoint_every=args.checkpoint_every,
-        stop_at_step=args.stop_at_step, use_gpu=args.use_gpu)
-    return TrainJobSettings(
-        pairs=args.pairs, notes=args.notes, training=training, num_processes=args.num_processes,
-        on_executors=args.on_executors, resume=args.resume, cache_dir=args.cache_dir,
-        holdout_days=args.holdout_days, held_out_from=args.held_out_from,
-        validation_days=args.validation_days)
+    def resolved_training(self) -> TrainSettings:
+        """The recipe as every process runs it: absolute locations, the per-process batch."""
+        training = self.training
+        return replace(
+            training, init_model_dir=absolute_location(training.init_model_dir),
+            output_dir=str(Path(training.output_dir.removeprefix("file://")).resolve()),
+            batch_pairs=self.batch_pairs or self.global_batch_pairs // self.num_processes)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = parse_args(argv)
-
-    def body(summary: JobSummary) -> None:
-        spark = build_spark_session(SparkSettings(app_name="train notellm2"))
-        run(spark, settings, summary)
-
-    return run_job("train", body)
+    return job_main("train", TrainJobSettings, run, argv, __doc__)
 
 
 def run(spark: SparkSession, settings: TrainJobSettings, summary: JobSummary) -> None:
     """Train on the pairs before the held-out period; facts of the run go to `summary`."""
-    training = settings.training
+    training = settings.resolved_training()
     output = Path(training.output_dir)
     if is_remote(training.init_model_dir):
         # Copied once under OUTPUT, which every training process (executors too) can read.
@@ -176,8 +116,7 @@ def run(spark: SparkSession, settings: TrainJobSettings, summary: JobSummary) ->
     check_model_dir(training.init_model_dir)
     pairs_df = read_table(spark, settings.pairs, RELATED_PAIRS)
     notes_df = read_table(spark, settings.notes, NOTES)
-    held_out_from = held_out_start(pairs_df, held_out_from=settings.held_out_from,
-                                   holdout_days=settings.holdout_days)
+    held_out_from = held_out_start(pairs_df, settings.split)
     train_pairs_df, _ = split_by_date(pairs_df, held_out_from)
     unique_notes_df = split_duplicates(notes_df)[0]
     validation_from, validation_rows_df = None, None

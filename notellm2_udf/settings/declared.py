@@ -2,7 +2,8 @@
 
 A field made by `option(...)` (or `required(...)`) is a flag `--field-name`; its default is
 the dataclass default, its help the declaration's. A field whose value is itself a settings
-dataclass (`encode: EncodeOptions = EncodeOptions()`) contributes that class's flags. The
+dataclass (`encode: EncodeOptions = EncodeOptions()`, or `nested(TrainSettings)` for a class
+with required settings) contributes that class's flags. The
 parser is derived from the class (`parser_for`) and builds it (`parse_settings`): a flag not
 given leaves the dataclass default, so a job run from the command line and one built in a
 test from the same values are the same settings. A ValueError from the class's
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 
 S = TypeVar("S")
 _FLAG = "notellm2.flag"
+_NESTED = "notellm2.nested"
 
 
 @dataclass(frozen=True)
@@ -54,20 +56,26 @@ def required(*, help: str, **flag: Any) -> Any:
     return dataclasses.field(metadata={_FLAG: Flag(help=help, **flag)})
 
 
+def nested(cls: type) -> Any:
+    """A field holding settings class `cls` that has required settings of its own (so no
+    default instance): its flags are the job's, and it must be given when built directly."""
+    return dataclasses.field(metadata={_NESTED: cls})
+
+
 def flag_name(field: dataclasses.Field) -> str:
     spec = field.metadata[_FLAG]
     return spec.name or "--" + field.name.replace("_", "-")
 
 
-def _is_settings(value: Any) -> bool:
-    return dataclasses.is_dataclass(value) and not isinstance(value, type)
-
-
-def _nested_default(field: dataclasses.Field) -> Any:
-    if field.default is not MISSING:
-        return field.default
-    if field.default_factory is not MISSING:
-        return field.default_factory()
+def _nested_class(field: dataclasses.Field) -> type | None:
+    """The settings class a field holds, or None for a plain value."""
+    if _NESTED in field.metadata:
+        return field.metadata[_NESTED]
+    default = field.default
+    if default is MISSING and field.default_factory is not MISSING:
+        default = field.default_factory()
+    if dataclasses.is_dataclass(default) and not isinstance(default, type):
+        return type(default)
     return None
 
 
@@ -77,9 +85,9 @@ def _fields(cls: type, prefix: str = "") -> list[tuple[str, dataclasses.Field, b
     for field in dataclasses.fields(cls):
         if _FLAG in field.metadata:
             found.append((prefix + field.name, field, False))
-        elif _is_settings(_nested_default(field)):
+        elif _nested_class(field):
             found.append((prefix + field.name, field, True))
-            found += _fields(type(_nested_default(field)), f"{prefix}{field.name}.")
+            found += _fields(_nested_class(field), f"{prefix}{field.name}.")
     return found
 
 
@@ -87,7 +95,7 @@ def _required_groups(cls: type) -> set[str]:
     groups = set(getattr(cls, "REQUIRED_GROUPS", ()))
     for _, field, nested in _fields(cls):
         if nested:
-            groups |= set(getattr(type(_nested_default(field)), "REQUIRED_GROUPS", ()))
+            groups |= set(getattr(_nested_class(field), "REQUIRED_GROUPS", ()))
     return groups
 
 
@@ -142,8 +150,8 @@ def build_settings(cls: type[S], values: dict[str, Any], prefix: str = "") -> S:
             if dest in values:
                 value = values[dest]
                 kwargs[field.name] = tuple(value) if isinstance(value, list) else value
-        elif _is_settings(_nested_default(field)):
-            kwargs[field.name] = build_settings(type(_nested_default(field)), values, dest + ".")
+        elif _nested_class(field):
+            kwargs[field.name] = build_settings(_nested_class(field), values, dest + ".")
     return cls(**kwargs)
 
 

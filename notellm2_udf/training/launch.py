@@ -7,8 +7,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from notellm2_udf.training.data import make_rank_converters
-from notellm2_udf.training.loop import TrainPlan, train_process
+from notellm2_udf.training.loop import train_process
 from notellm2_udf.training.pairs import number_epoch
+from notellm2_udf.training.plan import TrainPlan
 
 
 def epoch_converters(pair_rows_df: DataFrame, plan: TrainPlan, processes: int,

@@ -20,6 +20,7 @@ from notellm2_udf.files.remote_files import (
 )
 from notellm2_udf.index.layout import local_build_dir, read_manifest
 from notellm2_udf.registry.pinning import check_model_dir
+from notellm2_udf.settings.declared import parse_settings
 
 # Spawned, not forked: the test process runs Spark's py4j threads and pyarrow's thread pools,
 # and a forked child may inherit a lock one of them held at the fork, then wait forever on it
@@ -48,13 +49,13 @@ def test_uris_and_paths_are_told_apart():
 
 
 def test_train_keeps_a_uri_as_a_uri(capsys):
-    settings = train.parse_args(["--pairs", "p", "--notes", "n", "--init-model",
-                                 "s3a://bucket/x", "--output", "out"])
-    assert settings.training.init_model_dir == "s3a://bucket/x"
-    assert settings.training.output_dir == str(Path("out").resolve())
+    settings = parse_settings(train.TrainJobSettings, [
+        "--pairs", "p", "--notes", "n", "--init-model", "s3a://bucket/x", "--output", "out"])
+    assert settings.resolved_training().init_model_dir == "s3a://bucket/x"
+    assert settings.resolved_training().output_dir == str(Path("out").resolve())
     with pytest.raises(SystemExit) as exit_info:
-        train.parse_args(["--pairs", "p", "--notes", "n", "--init-model", "m",
-                          "--output", "s3a://bucket/out"])
+        parse_settings(train.TrainJobSettings, ["--pairs", "p", "--notes", "n", "--init-model",
+                                                "m", "--output", "s3a://bucket/out"])
     assert exit_info.value.code == 2
     assert "--output must be a path every training process can write" in \
         capsys.readouterr().err

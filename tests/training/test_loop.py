@@ -8,7 +8,9 @@ import torch
 from safetensors.torch import load_file
 
 from notellm2_udf.training.launch import epoch_converters
-from notellm2_udf.training.loop import TrainPlan, TrainSettings, train_process
+from notellm2_udf.training.loop import train_process
+from notellm2_udf.training.plan import TrainPlan
+from notellm2_udf.training.settings import TrainSettings
 from notellm2_udf.training.state import checkpoint_dir, load_training_state
 
 

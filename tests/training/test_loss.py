@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from notellm2_udf.training.loop import TrainSettings, learning_rate
 from notellm2_udf.training.loss import (
     CLIP_MAX_TEMPERATURE,
     Temperature,
@@ -14,6 +13,8 @@ from notellm2_udf.training.loss import (
     pair_partners,
     training_loss,
 )
+from notellm2_udf.training.plan import learning_rate
+from notellm2_udf.training.settings import TrainSettings
 
 # Two pairs laid out [a0, a1, b0, b1]: (a0, b0) and (a1, b1).
 E = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]])
@@ -148,7 +149,7 @@ def _fixed_batch(processor, pairs: int):
 def _chunked_with_graph(model, inputs, temperature, pairs, chunk_pairs):
     """Reference: the same sub-batches forwarded WITH a graph in the same order (so dropout
     draws what GradCache's first pass draws), one loss, one backward."""
-    from notellm2_udf.training.loop import sub_batch
+    from notellm2_udf.training.step import sub_batch
 
     notes = 2 * pairs
     outputs = [model(**sub_batch(inputs, torch.arange(start, min(start + 2 * chunk_pairs, notes))))
@@ -177,7 +178,7 @@ def test_grad_cache_gives_the_loss_and_gradients_of_a_full_graph(tiny_model_dir,
     import copy
 
     from notellm2_udf.model.checkpoint import load_checkpoint
-    from notellm2_udf.training.loop import step_gradients
+    from notellm2_udf.training.step import step_gradients
 
     model, processor = load_checkpoint(tiny_model_dir)
     model.train(dropout)

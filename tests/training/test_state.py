@@ -61,8 +61,9 @@ def test_training_checkpoint_saves_and_restores(tmp_path, tiny_model_dir):
 
 def _optimizer_of(model_dir, decay_all_parameters):
     from notellm2_udf.model.checkpoint import load_checkpoint
-    from notellm2_udf.training.loop import TrainSettings, make_optimizer
     from notellm2_udf.training.loss import Temperature
+    from notellm2_udf.training.optimizer import make_optimizer
+    from notellm2_udf.training.settings import TrainSettings
 
     model, processor = load_checkpoint(model_dir)
     temperature = Temperature()
@@ -78,7 +79,9 @@ def test_a_checkpoint_with_the_two_group_optimizer_of_before_issue_14_resumes(
         tiny_model_dir, tmp_path):
     """Before issue 14 every checkpoint had two AdamW groups (no decay on vectors and the
     temperature); the authors' single group must still resume from it, moments intact."""
-    from notellm2_udf.training.loop import TrainPlan, TrainSettings, _start_process
+    from notellm2_udf.training.loop import _start_process
+    from notellm2_udf.training.plan import TrainPlan
+    from notellm2_udf.training.settings import TrainSettings
 
     model, processor, temperature, trainable, old, old_named = _optimizer_of(
         tiny_model_dir, decay_all_parameters=False)
@@ -107,7 +110,7 @@ def test_an_optimizer_state_of_another_model_is_refused_in_one_line(tiny_model_d
     import pytest
 
     from notellm2_udf.errors import JobInputError
-    from notellm2_udf.training.loop import restore_optimizer
+    from notellm2_udf.training.optimizer import restore_optimizer
 
     _, _, temperature, trainable, optimizer, _ = _optimizer_of(tiny_model_dir, True)
     other = torch.optim.AdamW([{"params": trainable[1:] + [temperature.value]}])
