@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="rollout-bench-"))
     sys.path.insert(0, str(REPO))
-    from tests.processes import private_install_env
+    from tests.support.processes import private_install_env
 
     env = {**private_install_env(work / "spark"), "PYTHONPATH": str(REPO)}
     subprocess.run([str(BIN / "notellm2"), "sample-data", "--out", str(work / "data"),

@@ -29,7 +29,7 @@ from notellm2_udf.model.compose import compose_tiny_random
 from notellm2_udf.model.images import DEFAULT_MAX_PIXELS
 from notellm2_udf.model.version import model_version
 from notellm2_udf.registry.versions import PinnedModel
-from tests.model.factories import image_bytes, mixed_notes, notes_frame
+from tests.support.notes import image_bytes, mixed_notes, notes_frame
 
 # bf16 on the GPU against fp32 on the CPU, 64-d unit vectors of a random tiny model.
 MIN_COSINE = 0.99

@@ -14,7 +14,6 @@ import pytest
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SLOW_TEST_TIMEOUT_S = 3600  # the DAG test over a promotion took 1,974 s on a loaded machine
 
 
@@ -94,12 +93,21 @@ def tiny_processor(tiny_parts):
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_parts, tmp_path_factory):
-    """Directory of the tiny model saved with save_checkpoint."""
+    """Directory of the tiny model saved with save_checkpoint: the one tiny checkpoint of
+    the run (jobs, training and evaluation start from it)."""
     from notellm2_udf.model.checkpoint import save_checkpoint
 
     directory = tmp_path_factory.mktemp("tiny") / "model"
     save_checkpoint(*tiny_parts, directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def sample_locations(spark, tmp_path_factory) -> tuple[str, str]:
+    """(notes, related_pairs) locations of the training sample as Delta tables."""
+    from tests.support.training_data import sample_tables
+
+    return sample_tables(spark, tmp_path_factory.mktemp("training-sample"))
 
 
 @pytest.fixture(scope="session")
@@ -112,7 +120,7 @@ def tiny_encoder(tiny_checkpoint):
 @pytest.fixture(scope="module")
 def private_install(tmp_path_factory) -> tuple[dict[str, str], Path]:
     """(environment, root) of a private Spark installation: see private_install_env."""
-    from tests.processes import private_install_env
+    from tests.support.processes import private_install_env
 
     root = tmp_path_factory.mktemp("install")
     return private_install_env(root), root
@@ -125,7 +133,7 @@ def server_install(tmp_path_factory):
     afterwards, also when a test fails)."""
     from notellm2_udf.services.daemons import free_port
     from notellm2_udf.services.metastore import MetastoreServer
-    from tests.processes import DERBY_JARS, private_install_env
+    from tests.support.processes import DERBY_JARS, private_install_env
 
     root = tmp_path_factory.mktemp("server-install")
     server = MetastoreServer(root / "lakehouse", DERBY_JARS, free_port())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.support.processes import REPO_ROOT
 
 # What each layer may import from the project (besides itself). Lower layers know nothing of
 # the ones above (docs/ARCHITECTURE.md draws the map):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.airflow.airflow_env import AIRFLOW_PYTHON, DAG_FOLDER, SCRIPTS, airflow_env
-from tests.conftest import REPO_ROOT
+from tests.support.airflow_env import AIRFLOW_PYTHON, DAG_FOLDER, SCRIPTS, airflow_env
+from tests.support.processes import REPO_ROOT
 
 
 def test_bad_settings_stop_the_run_before_anything_runs(tmp_path):

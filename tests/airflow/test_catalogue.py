@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from notellm2_udf.settings.declared import flag_defaults, flag_names, required_flags
-from tests.airflow.airflow_env import DAG_FOLDER
+from tests.support.airflow_env import DAG_FOLDER
 
 sys.path.insert(0, str(DAG_FOLDER))
 catalogue = importlib.import_module("notellm2_catalogue")

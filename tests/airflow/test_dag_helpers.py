@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.airflow.airflow_env import DAG_FOLDER
+from tests.support.airflow_env import DAG_FOLDER
 
 sys.path.insert(0, str(DAG_FOLDER))
 catalogue = importlib.import_module("notellm2_catalogue")

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from tests.airflow.airflow_env import AIRFLOW_PYTHON, DAG_FOLDER, SCRIPTS, airflow_env
-from tests.conftest import REPO_ROOT
+from tests.support.airflow_env import AIRFLOW_PYTHON, DAG_FOLDER, SCRIPTS, airflow_env
+from tests.support.processes import REPO_ROOT
 
 DAILY_SETTINGS = {
     "day": "2026-11-25", "notes": "/lake/notes", "embeddings": "/lake/note_embeddings",

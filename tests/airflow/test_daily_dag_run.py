@@ -14,9 +14,8 @@ import pytest
 
 from notellm2_udf.model.version import model_version
 from notellm2_udf.registry import versions as registry
-from tests.airflow.airflow_env import AIRFLOW_PYTHON, DAG_FOLDER, SCRIPTS, airflow_env
-from tests.conftest import REPO_ROOT
-from tests.processes import private_install_env
+from tests.support.airflow_env import AIRFLOW_PYTHON, DAG_FOLDER, SCRIPTS, airflow_env
+from tests.support.processes import REPO_ROOT, private_install_env
 
 DAYS = ("2026-11-24", "2026-11-25")
 NOTES_PER_DAY = 24

@@ -22,7 +22,7 @@ from notellm2_udf.model.configuration import NoteLLM2Config
 from notellm2_udf.model.modeling import NoteLLM2Model
 from notellm2_udf.model.processor import NoteLLM2Processor
 from notellm2_udf.model.tiny_tokenizer import build_tiny_tokenizer
-from tests.model.factories import mixed_notes
+from tests.support.notes import mixed_notes
 
 H, DV, DQ, NQ = 32, 32, 32, 16
 

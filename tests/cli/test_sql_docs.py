@@ -16,8 +16,6 @@ from notellm2_udf.services.daemons import free_port
 from notellm2_udf.services.sql_server import SqlServer, beeline_command
 from notellm2_udf.serving.publication import publication_record, update_table_properties
 from notellm2_udf.spark.delta_io import read_day
-from tests.conftest import REPO_ROOT
-from tests.processes import private_install_env
 from tests.related_fixtures import (
     DAYS,
     HOSTILE_ID,
@@ -27,6 +25,7 @@ from tests.related_fixtures import (
     TOP_K,
     shared_world,
 )
+from tests.support.processes import REPO_ROOT, private_install_env
 
 SQL_DOC = REPO_ROOT / "docs" / "SQL.md"
 DAY = DAYS[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.processes import SCRIPTS, run_process, script_result
+from tests.support.processes import SCRIPTS, run_process, script_result
 
 # Address space a worker may add to what it needs for the search machinery alone: the
 # 410 MB index (16 shards of 26 MB) does not fit, one shard group of 32 MiB with its

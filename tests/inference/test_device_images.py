@@ -17,7 +17,7 @@ from notellm2_udf.inference.device_images import DeviceJpegDecoder
 from notellm2_udf.inference.encoder import resolve_image_decode
 from notellm2_udf.inference.settings import EncoderSettings
 from notellm2_udf.model.pixels import ImagePixels
-from tests.model.factories import image_bytes, mixed_notes, notes_frame
+from tests.support.notes import image_bytes, mixed_notes, notes_frame
 
 SIZES = [(1080, 1440), (1440, 1080), (640, 480), (300, 1200), (1200, 300), (224, 224),
          (100, 80), (224, 299), (1001, 1000), (226, 350), (3000, 200)]

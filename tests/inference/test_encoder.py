@@ -7,7 +7,7 @@ from notellm2_udf import Encoder
 from notellm2_udf.inference.encoder import EncodeResult, token_budget_batches
 from notellm2_udf.inference.preparation import ProcessPreparer
 from notellm2_udf.inference.settings import EncoderSettings
-from tests.model.factories import image_bytes, mixed_notes, notes_frame
+from tests.support.notes import image_bytes, mixed_notes, notes_frame
 
 
 def test_token_budget_batches_cover_every_row_once_longest_first():

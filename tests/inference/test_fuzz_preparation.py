@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from tests.model.factories import notes_frame
+from tests.support.notes import notes_frame
 
 FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 SPECIAL_STRINGS = ("<IMG>", "<IMG_EMB>", "<s>", "</s>", "<pad>", "<|endoftext|>",

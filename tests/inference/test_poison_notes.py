@@ -12,7 +12,7 @@ from PIL import Image
 
 from notellm2_udf import Encoder
 from notellm2_udf.inference.settings import EncoderSettings
-from tests.model.factories import image_bytes, mixed_notes, notes_frame
+from tests.support.notes import image_bytes, mixed_notes, notes_frame
 
 POISON = "~~~~"  # the byte-level tiny tokenizer gives "~" its own id; no other note has it
 

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from notellm2_udf.settings.declared import Flag, flag_names, parse_settings, required_flags
-from tests.conftest import REPO_ROOT
+from tests.support.processes import REPO_ROOT
 
 JOBS = sorted(path.stem for path in (REPO_ROOT / "jobs").glob("*.py")
               if path.stem != "__init__")

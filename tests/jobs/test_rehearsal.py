@@ -31,7 +31,7 @@ from notellm2_udf.registry import versions as registry
 from notellm2_udf.sample.notes import SampleSpec, generate_day
 from notellm2_udf.spark.delta_io import replace_days, set_properties
 from schemas import CLOSED_THROUGH, NOTES
-from tests.airflow.airflow_env import DAG_FOLDER
+from tests.support.airflow_env import DAG_FOLDER
 
 START = date(2026, 11, 1)
 DAYS = [(START + timedelta(days=i)).isoformat() for i in range(9)]

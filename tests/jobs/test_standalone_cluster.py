@@ -19,7 +19,7 @@ from jobs import build_index, embed_notes, related_notes
 from notellm2_udf.sample.notes import SampleSpec
 from notellm2_udf.sample.tables import write_sample_tables
 from notellm2_udf.services.standalone import StandaloneCluster
-from tests.processes import BIN, REPO_ROOT, run_process
+from tests.support.processes import BIN, REPO_ROOT, run_process
 
 DAY = "2026-11-24"
 TOP_K = 5

@@ -18,7 +18,7 @@ from notellm2_udf.cli import init_model
 from notellm2_udf.model.checkpoint import load_checkpoint, model_version, save_checkpoint
 from notellm2_udf.model.compose import compose_from_pretrained
 from notellm2_udf.model.tiny_tokenizer import build_tiny_tokenizer
-from tests.model.factories import mixed_notes
+from tests.support.notes import mixed_notes
 
 
 def outputs(model, processor, notes_pdf):

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from notellm2_udf.model.images import ImageDecodeError, decode_image
-from tests.model.factories import image_bytes
+from tests.support.notes import image_bytes
 
 
 def encode(image: Image.Image, fmt: str, **save_args) -> bytes:

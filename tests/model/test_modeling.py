@@ -3,7 +3,7 @@ import torch
 from torch.nn.functional import normalize
 
 from notellm2_udf.model.compose import compose_tiny_random
-from tests.model.factories import image_bytes, mixed_notes, notes_frame
+from tests.support.notes import image_bytes, mixed_notes, notes_frame
 
 
 def run(model, processor, notes_pdf):

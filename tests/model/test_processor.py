@@ -8,7 +8,7 @@ import torch
 from notellm2_udf.model.compose import compose_tiny_random
 from notellm2_udf.model.images import decode_image
 from notellm2_udf.model.processor import NoteLLM2Processor
-from tests.model.factories import image_bytes, mixed_notes, notes_frame
+from tests.support.notes import image_bytes, mixed_notes, notes_frame
 
 
 def decode(processor, ids) -> str:

@@ -12,8 +12,12 @@ from notellm2_udf.model.compose import add_special_tokens
 from notellm2_udf.model.processor import NoteLLM2Processor
 from notellm2_udf.model.prompt import PromptBuilder
 from notellm2_udf.model.tiny_tokenizer import build_tiny_tokenizer
-from tests.model.factories import image_bytes, notes_frame
-from tests.model.tokenizers import llama_style_tokenizer, llama_style_unigram, qwen_style_tokenizer
+from tests.support.notes import image_bytes, notes_frame
+from tests.support.tokenizers import (
+    llama_style_tokenizer,
+    llama_style_unigram,
+    qwen_style_tokenizer,
+)
 
 NQ = 16
 # The authors' strings, typed from their data.py (str.format templates: doubled braces).

@@ -14,7 +14,7 @@ import pytest
 
 from notellm2_udf.services.daemons import free_port, port_open
 from notellm2_udf.spark.session import MetastoreEndpoint, local_spark_defaults
-from tests.processes import BIN, DERBY_JARS, REPO_ROOT, SCRIPTS, run_process
+from tests.support.processes import BIN, DERBY_JARS, REPO_ROOT, SCRIPTS, run_process
 
 
 def test_metastore_command_starts_reports_and_stops(tmp_path):

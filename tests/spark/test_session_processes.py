@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.processes import BIN, SCRIPTS, process_env, run_process
+from tests.support.processes import BIN, SCRIPTS, process_env, run_process
 
 
 def test_table_registered_by_one_process_is_queried_by_name_from_spark_sql(private_install):

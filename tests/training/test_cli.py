@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.support.processes import REPO_ROOT
 
 BIN = Path(sys.executable).parent
 
 
 @pytest.mark.slow
-def test_spark_submit_train_then_evaluate(sample_locations, tiny_model_dir, tmp_path):
+def test_spark_submit_train_then_evaluate(sample_locations, tiny_checkpoint, tmp_path):
     env = {**os.environ, "SPARK_CONF_DIR": str(tmp_path / "conf"),
            "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable,
            "PATH": f"{BIN}:{os.environ['PATH']}"}  # torchrun for TorchDistributor
@@ -31,7 +31,7 @@ def test_spark_submit_train_then_evaluate(sample_locations, tiny_model_dir, tmp_
         return result.stdout
 
     out = submit("jobs/train.py", "--pairs", pairs_uri, "--notes", notes_uri,
-                 "--init-model", tiny_model_dir, "--output", str(tmp_path / "run"),
+                 "--init-model", str(tiny_checkpoint), "--output", str(tmp_path / "run"),
                  "--batch-pairs", "4", "--num-processes", "2", "--lr", "1e-3")
     assert "train done" in out
     out = submit("jobs/evaluate.py", "--pairs", pairs_uri, "--notes", notes_uri,

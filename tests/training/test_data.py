@@ -110,13 +110,13 @@ def rank_converters(pair_rows_df, tmp_path_factory):
 
 
 def test_petastorm_loader_yields_each_ranks_pairs_in_order_as_model_inputs(
-        rank_converters, tiny_model_dir):
+        rank_converters, tiny_checkpoint):
     from notellm2_udf.model.processor import NoteLLM2Processor
     from notellm2_udf.training.data import LoaderSettings, model_inputs, open_batches
 
     numbered, converters = rank_converters
-    processor = NoteLLM2Processor.from_pretrained(tiny_model_dir)
-    settings = LoaderSettings(tiny_model_dir, batch_pairs=3, flip_images=False)
+    processor = NoteLLM2Processor.from_pretrained(str(tiny_checkpoint))
+    settings = LoaderSettings(str(tiny_checkpoint), batch_pairs=3, flip_images=False)
     with open_batches(converters[1], settings) as batches:
         batches = list(batches)
     expected = numbered[numbered["rank"] == 1].sort_values("position")
@@ -139,13 +139,14 @@ def test_petastorm_loader_yields_each_ranks_pairs_in_order_as_model_inputs(
     assert torch.allclose(got["pixel_values"], want["pixel_values"])
 
 
-def test_image_flips_are_seeded_per_note(rank_converters, tiny_model_dir):
+def test_image_flips_are_seeded_per_note(rank_converters, tiny_checkpoint):
     from notellm2_udf.training.data import LoaderSettings, model_inputs, open_batches
 
     _, converters = rank_converters
 
     def first_batch(flip: bool, epoch: int = 0):
-        settings = LoaderSettings(tiny_model_dir, batch_pairs=3, epoch=epoch, flip_images=flip)
+        settings = LoaderSettings(str(tiny_checkpoint), batch_pairs=3, epoch=epoch,
+                                  flip_images=flip)
         with open_batches(converters[0], settings) as batches:
             return model_inputs(next(batches))["pixel_values"]
 

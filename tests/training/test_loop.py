@@ -26,8 +26,9 @@ def _weights(run_dir, step):
     return load_file(checkpoint_dir(run_dir, step) / "model" / "model.safetensors")
 
 
-def test_resume_continues_exactly_like_an_uninterrupted_run(pair_rows_df, tiny_model_dir, tmp_path):
-    settings = TrainSettings(tiny_model_dir, str(tmp_path / "whole"), epochs=2, batch_pairs=8,
+def test_resume_continues_exactly_like_an_uninterrupted_run(pair_rows_df, tiny_checkpoint,
+                                                           tmp_path):
+    settings = TrainSettings(str(tiny_checkpoint), str(tmp_path / "whole"), epochs=2, batch_pairs=8,
                              lr=1e-3, stop_at_step=8)
     whole = _plan(pair_rows_df, settings, 1, tmp_path / "cache")
     assert whole.steps_per_epoch < 8 < whole.total_steps  # the resumed run crosses an epoch
@@ -50,7 +51,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(pair_rows_df, tiny_m
     assert [r["loss"] for r in got_state.history] == [r["loss"] for r in expected_state.history]
     assert len(got_state.history) == 8
     # The weights did change: the comparison is not between two untouched models.
-    initial = load_file(f"{tiny_model_dir}/model.safetensors")
+    initial = load_file(f"{tiny_checkpoint}/model.safetensors")
     assert any(not torch.equal(initial[name], got[name]) for name in got)
 
 
@@ -126,22 +127,22 @@ def validation_rows_df(spark):
     """The held-out day's pairs with both notes: validation pairs for the loop tests."""
     from notellm2_udf.inputs.notes import split_duplicates
     from notellm2_udf.training.pairs import split_by_date, undirected_pairs, with_notes
-    from tests.training import fixtures
+    from tests.support import training_data
 
-    notes_df, pairs_df = fixtures.sample_frames(spark)
-    _, held_out_df = split_by_date(pairs_df, fixtures.SAMPLE.day_strings[1])
+    notes_df, pairs_df = training_data.sample_frames(spark)
+    _, held_out_df = split_by_date(pairs_df, training_data.SAMPLE.day_strings[1])
     return with_notes(undirected_pairs(held_out_df), split_duplicates(notes_df)[0]).cache()
 
 
 def test_validation_every_n_steps_keeps_the_lowest_loss_as_the_model(
-        pair_rows_df, validation_rows_df, tiny_model_dir, tmp_path):
+        pair_rows_df, validation_rows_df, tiny_checkpoint, tmp_path):
     import json
 
     from notellm2_udf.training.launch import validation_converters
     from notellm2_udf.training.state import read_best
 
     output = tmp_path / "run"
-    settings = TrainSettings(tiny_model_dir, str(output), batch_pairs=6, sub_batch_pairs=4,
+    settings = TrainSettings(str(tiny_checkpoint), str(output), batch_pairs=6, sub_batch_pairs=4,
                              lr=3e-2, eval_every=2)
     plan = _plan(pair_rows_df, settings, 1, tmp_path / "cache")
     plan.validation_batches = validation_rows_df.count() // 6
@@ -172,14 +173,14 @@ def test_validation_every_n_steps_keeps_the_lowest_loss_as_the_model(
     assert any(not torch.equal(last[name], at_best[name]) for name in last)
 
 
-def test_a_resumed_run_refuses_a_best_model_from_after_its_checkpoint(tiny_model_dir, tmp_path):
+def test_a_resumed_run_refuses_a_best_model_from_after_its_checkpoint(tiny_checkpoint, tmp_path):
     from notellm2_udf.errors import JobInputError
     from notellm2_udf.training.loop import _restore_best
     from notellm2_udf.training.state import best_dir
 
     best_dir(tmp_path).mkdir()
     (best_dir(tmp_path) / "best.json").write_text('{"step": 6, "eval_loss": 1.5}')
-    settings = TrainSettings(tiny_model_dir, str(tmp_path))
+    settings = TrainSettings(str(tiny_checkpoint), str(tmp_path))
     resumed = TrainPlan(settings, steps_per_epoch=10, start_step=4, resume_from="x")
     with pytest.raises(JobInputError, match="from step 6, after the checkpoint resumed from"):
         _restore_best(resumed)

@@ -104,13 +104,13 @@ def test_learning_rate_linear_option_warms_up_linearly_then_decays_to_zero():
     assert all(a >= b for a, b in zip(rates[1:], rates[2:]))
 
 
-def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_model_dir):
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_checkpoint):
     from notellm2_udf.model.checkpoint import load_checkpoint
     from notellm2_udf.sample.notes import generate
-    from tests.training.fixtures import SAMPLE
+    from tests.support.training_data import SAMPLE
 
     torch.manual_seed(0)
-    model, processor = load_checkpoint(tiny_model_dir)  # eval mode: no dropout noise
+    model, processor = load_checkpoint(str(tiny_checkpoint))  # eval mode: no dropout noise
     notes_pdf, pairs_pdf = generate(SAMPLE)
     pairs_pdf = pairs_pdf.drop_duplicates("note_id").drop_duplicates("related_note_id").head(6)
     by_id = notes_pdf.set_index("note_id")
@@ -136,7 +136,7 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tiny_model_dir):
 
 def _fixed_batch(processor, pairs: int):
     from notellm2_udf.sample.notes import generate
-    from tests.training.fixtures import SAMPLE
+    from tests.support.training_data import SAMPLE
 
     notes_pdf, pairs_pdf = generate(SAMPLE)
     pairs_pdf = pairs_pdf.drop_duplicates("note_id").drop_duplicates("related_note_id")
@@ -162,7 +162,7 @@ def _chunked_with_graph(model, inputs, temperature, pairs, chunk_pairs):
 
 
 @pytest.mark.parametrize("dropout", [False, True])
-def test_grad_cache_gives_the_loss_and_gradients_of_a_full_graph(tiny_model_dir, dropout):
+def test_grad_cache_gives_the_loss_and_gradients_of_a_full_graph(tiny_checkpoint, dropout):
     """GradCache (sub-batches of 2 pairs) against the same computation with the whole graph
     kept: without dropout the reference is the plain one-pass step; with dropout it is the
     same sub-batches forwarded with a graph (dropout masks depend on how the RNG stream is
@@ -180,7 +180,7 @@ def test_grad_cache_gives_the_loss_and_gradients_of_a_full_graph(tiny_model_dir,
     from notellm2_udf.model.checkpoint import load_checkpoint
     from notellm2_udf.training.step import step_gradients
 
-    model, processor = load_checkpoint(tiny_model_dir)
+    model, processor = load_checkpoint(str(tiny_checkpoint))
     model.train(dropout)
     model.vision_tower.eval()
     inputs = _fixed_batch(processor, 8)

@@ -36,10 +36,10 @@ def test_optimizer_state_round_trips_exactly():
             assert torch.equal(restored["state"][index][key], value), (index, key)
 
 
-def test_training_checkpoint_saves_and_restores(tmp_path, tiny_model_dir):
+def test_training_checkpoint_saves_and_restores(tmp_path, tiny_checkpoint):
     from notellm2_udf.model.checkpoint import load_checkpoint
 
-    model, processor = load_checkpoint(tiny_model_dir)
+    model, processor = load_checkpoint(str(tiny_checkpoint))
     optimizer = _stepped_adamw()
     state = TrainingState(7, optimizer.state_dict(), torch.tensor(3.25), [{"step": 7}])
     save_training_checkpoint(checkpoint_dir(tmp_path, 7), model, processor, state)
@@ -76,7 +76,7 @@ def _optimizer_of(model_dir, decay_all_parameters):
 
 
 def test_a_checkpoint_with_the_two_group_optimizer_of_before_issue_14_resumes(
-        tiny_model_dir, tmp_path):
+        tiny_checkpoint, tmp_path):
     """Before issue 14 every checkpoint had two AdamW groups (no decay on vectors and the
     temperature); the authors' single group must still resume from it, moments intact."""
     from notellm2_udf.training.loop import _start_process
@@ -84,7 +84,7 @@ def test_a_checkpoint_with_the_two_group_optimizer_of_before_issue_14_resumes(
     from notellm2_udf.training.settings import TrainSettings
 
     model, processor, temperature, trainable, old, old_named = _optimizer_of(
-        tiny_model_dir, decay_all_parameters=False)
+        str(tiny_checkpoint), decay_all_parameters=False)
     torch.manual_seed(0)
     for param in trainable + [temperature.value]:
         param.grad = torch.randn_like(param)
@@ -92,7 +92,7 @@ def test_a_checkpoint_with_the_two_group_optimizer_of_before_issue_14_resumes(
     save_training_checkpoint(checkpoint_dir(tmp_path, 3), model, processor, TrainingState(
         3, old.state_dict(), temperature.value.detach().clone(), [{"step": 3}]))
 
-    plan = TrainPlan(TrainSettings(tiny_model_dir, str(tmp_path)), steps_per_epoch=10,
+    plan = TrainPlan(TrainSettings(str(tiny_checkpoint), str(tmp_path)), steps_per_epoch=10,
                      start_step=3, resume_from=str(checkpoint_dir(tmp_path, 3)))
     run = _start_process(plan)
     assert len(run.optimizer.param_groups) == 1
@@ -106,13 +106,13 @@ def test_a_checkpoint_with_the_two_group_optimizer_of_before_issue_14_resumes(
     run.optimizer.step()  # and it steps
 
 
-def test_an_optimizer_state_of_another_model_is_refused_in_one_line(tiny_model_dir):
+def test_an_optimizer_state_of_another_model_is_refused_in_one_line(tiny_checkpoint):
     import pytest
 
     from notellm2_udf.errors import JobInputError
     from notellm2_udf.training.optimizer import restore_optimizer
 
-    _, _, temperature, trainable, optimizer, _ = _optimizer_of(tiny_model_dir, True)
+    _, _, temperature, trainable, optimizer, _ = _optimizer_of(str(tiny_checkpoint), True)
     other = torch.optim.AdamW([{"params": trainable[1:] + [temperature.value]}])
     with pytest.raises(JobInputError, match="does not fit this model") as error:
         restore_optimizer(optimizer, other.state_dict(), trainable, temperature.value, "ckpt")

@@ -28,10 +28,11 @@ def test_with_inputs_blanks_text_or_image(spark):
         f.dataType for f in notes_df.schema]
 
 
-def test_evaluate_job_writes_the_report(spark, tiny_model_dir, sample_locations, tmp_path):
+def test_evaluate_job_writes_the_report(spark, tiny_checkpoint, sample_locations, tmp_path):
     notes_uri, pairs_uri = sample_locations
     report = tmp_path / "report"
-    code = evaluate.main(["--pairs", pairs_uri, "--notes", notes_uri, "--model", tiny_model_dir,
+    code = evaluate.main(["--pairs", pairs_uri, "--notes", notes_uri, "--model",
+                          str(tiny_checkpoint),
                           "--report", str(report), "--ks", "1,10,1000"])
     assert code == 0
     metrics = json.loads((report / "metrics.json").read_text())
@@ -77,7 +78,7 @@ def test_evaluate_job_refuses_a_model_that_is_not_there(sample_locations, tmp_pa
 
 
 def test_a_table_of_exactly_the_contract_columns_and_only_the_test_period_evaluates(
-        spark, tiny_model_dir, sample_locations, tmp_path):
+        spark, tiny_checkpoint, sample_locations, tmp_path):
     """note_id, related_note_id, score, dt (no pair_kind), all of it the test period."""
     notes_uri, pairs_uri = sample_locations
     real_uri = str(tmp_path / "real_pairs")
@@ -85,7 +86,8 @@ def test_a_table_of_exactly_the_contract_columns_and_only_the_test_period_evalua
      .select("note_id", "related_note_id", "score", "dt")
      .write.format("delta").partitionBy("dt").save(real_uri))
     report = tmp_path / "report"
-    code = evaluate.main(["--pairs", real_uri, "--notes", notes_uri, "--model", tiny_model_dir,
+    code = evaluate.main(["--pairs", real_uri, "--notes", notes_uri, "--model",
+                          str(tiny_checkpoint),
                           "--report", str(report), "--ks", "1,1000", "--inputs", "full",
                           "--all-pairs"])
     assert code == 0

@@ -1,4 +1,5 @@
-"""Builders shared by the training and evaluation tests (their conftests wrap them)."""
+"""The training sample: two days of notes and pairs, as DataFrames or Delta tables (the
+training, evaluation and job tests share it)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,6 @@ from notellm2_udf.sample.notes import SampleSpec, generate
 
 # Two days: the first trains, the second is held out. Small enough for seconds of CPU.
 SAMPLE = SampleSpec(start_date=date(2026, 11, 20), days=2, notes_per_day=40, seed=3)
-
-
-def tiny_model_dir(root: Path, fusion: str = "micl_late") -> str:
-    from notellm2_udf.model.checkpoint import save_checkpoint
-    from notellm2_udf.model.compose import compose_tiny_random
-
-    directory = root / f"tiny-{fusion}"
-    save_checkpoint(*compose_tiny_random(fusion, seed=0), directory)
-    return str(directory)
 
 
 def sample_frames(spark):

@@ -1,4 +1,5 @@
-"""Notes for the embedding job: sample notes plus one of every kind of bad input."""
+"""Notes for the embedding job: sample notes plus one of every kind of bad input, each with
+what the job must make of it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-import pytest
 from PIL import Image
 
 from notellm2_udf.sample.notes import SampleSpec, generate
@@ -203,8 +203,7 @@ def invalid_utf8_notes_df(spark, day: str):
              F.array(F.col("topic").cast("string")).alias("topics"), "image")
 
 
-@pytest.fixture(scope="session")
-def day_notes_pdf() -> pd.DataFrame:
+def day_notes() -> pd.DataFrame:
     """40 sample notes of DAY followed by the crafted ones."""
     notes_pdf, _ = generate(SampleSpec(date(2026, 11, 25), days=1, notes_per_day=40, seed=3))
     return pd.concat([notes_pdf, crafted_notes()], ignore_index=True)

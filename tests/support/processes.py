@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = Path(__file__).parent / "spark_scripts"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = REPO_ROOT / "tests" / "spark_scripts"
 BIN = Path(sys.executable).parent
 
 

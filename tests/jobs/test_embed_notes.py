@@ -15,7 +15,7 @@ from notellm2_udf.registry.pinning import check_model_dir
 from notellm2_udf.settings.declared import parse_settings
 from notellm2_udf.spark.delta_io import replace_days
 from schemas import NOTES
-from tests.jobs.embed.conftest import DAY, EXPECTED, INVALID_UTF8_NOTES, invalid_utf8_notes_df
+from tests.support.bad_notes import DAY, EXPECTED, INVALID_UTF8_NOTES, invalid_utf8_notes_df
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import json
 import os
 from pathlib import Path
 
-from tests.conftest import REPO_ROOT
+from tests.support.processes import REPO_ROOT
 
 AIRFLOW_PYTHON = REPO_ROOT / ".venv-airflow" / "bin" / "python"
 DAG_FOLDER = REPO_ROOT / "airflow_dags"
-SCRIPTS = Path(__file__).parent / "scripts"
+SCRIPTS = Path(__file__).resolve().parents[1] / "airflow" / "scripts"
 LOCAL_SPARK_CONNECTION = {"conn_type": "spark", "host": "local[2]",
                           "extra": {"deploy-mode": "client"}}
 

@@ -10,8 +10,8 @@ from pyspark.sql import functions as F
 
 from notellm2_udf.spark.delta_io import replace_days
 from schemas import NOTES
-from tests.jobs.embed.conftest import DAY
-from tests.processes import SCRIPTS, run_process, script_result
+from tests.support.bad_notes import DAY
+from tests.support.processes import SCRIPTS, run_process, script_result
 
 
 @pytest.fixture(scope="module")

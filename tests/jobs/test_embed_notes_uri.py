@@ -9,7 +9,7 @@ from notellm2_udf.files.remote_files import default_cache_dir
 from notellm2_udf.model.checkpoint import model_version
 from notellm2_udf.spark.delta_io import replace_days
 from schemas import NOTES
-from tests.jobs.embed.conftest import DAY
+from tests.support.bad_notes import DAY
 
 
 def test_a_model_at_a_file_uri_gives_the_encoders_rows(spark, day_notes_pdf, tiny_checkpoint,
