@@ -17,6 +17,10 @@ DELTA_ARTIFACTS := io.delta:delta-spark_2.13:$(DELTA_VERSION) io.delta:delta-sto
 MVN_DEPENDENCY := org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 AIRFLOW_REQUIREMENTS := apache-airflow==3.3.2 apache-airflow-providers-apache-spark==6.3.4
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist); a file's tests stay in one process, which keeps its
+# module fixtures built once. 0 runs everything in this process.
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
 DEMO_DIR ?= demo_out
 
 # Spark binds to loopback (the hostname resolves elsewhere) and runs the venv's Python.
@@ -124,13 +128,13 @@ dist: $(JOB_STAMP)
 	bash scripts/build_dist.sh dist
 
 test: setup
-	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 test-slow: setup
-	$(VENV)/bin/pytest -m slow $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m slow $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 test-all: setup
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 demo: setup
 	bash scripts/demo.sh $(DEMO_DIR)
