@@ -19,33 +19,38 @@ echo "      promoted if its Recall@100 on ${days[1]} is not below the untrained 
 rm -rf "$models" "$lake" "$out_dir/index"
 "$bin/notellm2" init-model --tiny-random --out "$models/base"
 ln -sfn base "$models/current"
-submit jobs/train.py --pairs "$out_dir/related_pairs" --notes "$out_dir/notes" \
-  --init-model "$models/base" --output "$models/candidates/demo" --epochs 2 --lr 1e-3 \
-  --global-batch-pairs 16
-for which in candidate current; do
-  model=$models/current; [ "$which" = candidate ] && model=$models/candidates/demo/model
-  submit jobs/evaluate.py --pairs "$out_dir/related_pairs" --notes "$out_dir/notes" \
-    --model "$model" --report "$models/reports/demo/$which" --ks 10,100 --inputs full
-done
+# One spark-submit for the three jobs (scripts/run_jobs.py: one JVM, one session); the DAGs
+# run each job as its own spark-submit.
+submit scripts/run_jobs.py \
+  train --pairs "$out_dir/related_pairs" --notes "$out_dir/notes" \
+    --init-model "$models/base" --output "$models/candidates/demo" --epochs 2 --lr 1e-3 \
+    --global-batch-pairs 16 \
+  --- evaluate --pairs "$out_dir/related_pairs" --notes "$out_dir/notes" \
+    --model "$models/candidates/demo/model" --report "$models/reports/demo/candidate" \
+    --ks 10,100 --inputs full \
+  --- evaluate --pairs "$out_dir/related_pairs" --notes "$out_dir/notes" \
+    --model "$models/current" --report "$models/reports/demo/current" --ks 10,100 --inputs full
 "$bin/python" airflow_dags/notellm2_promote.py --models-root "$models" --day demo \
   --candidate "$models/candidates/demo/model" \
   --candidate-metrics "$models/reports/demo/candidate/metrics.json" \
   --current-metrics "$models/reports/demo/current/metrics.json"
 
-echo "== 3. the daily jobs, day by day (what the notellm2_daily DAG runs)"
+echo "== 3. the daily jobs, day by day (what the notellm2_daily DAG runs), in one spark-submit"
+daily=()
 for day in "${days[@]}"; do
-  submit jobs/embed_notes.py --date "$day" --notes "$out_dir/notes" --model "$models/current" \
-    --embeddings "$lake/note_embeddings" --errors "$lake/embedding_errors"
-  submit jobs/build_index.py --date "$day" --embeddings "$lake/note_embeddings" \
-    --index-dir "$out_dir/index"
-  submit jobs/related_notes.py --date "$day" --embeddings "$lake/note_embeddings" \
-    --index-dir "$out_dir/index" --related "$lake/related_notes" --top-k "$top_k"
-  submit jobs/validate_related.py --date "$day" --notes "$out_dir/notes" \
-    --embeddings "$lake/note_embeddings" --errors "$lake/embedding_errors" \
-    --related "$lake/related_notes" --top-k "$top_k"
-  submit jobs/publish.py --date "$day" --embeddings "$lake/note_embeddings" \
-    --errors "$lake/embedding_errors" --related "$lake/related_notes" --run-id demo
+  [ ${#daily[@]} -gt 0 ] && daily+=(---)
+  daily+=(embed_notes --date "$day" --notes "$out_dir/notes" --model "$models/current"
+          --embeddings "$lake/note_embeddings" --errors "$lake/embedding_errors"
+    --- build_index --date "$day" --embeddings "$lake/note_embeddings" --index-dir "$out_dir/index"
+    --- related_notes --date "$day" --embeddings "$lake/note_embeddings"
+          --index-dir "$out_dir/index" --related "$lake/related_notes" --top-k "$top_k"
+    --- validate_related --date "$day" --notes "$out_dir/notes"
+          --embeddings "$lake/note_embeddings" --errors "$lake/embedding_errors"
+          --related "$lake/related_notes" --top-k "$top_k"
+    --- publish --date "$day" --embeddings "$lake/note_embeddings"
+          --errors "$lake/embedding_errors" --related "$lake/related_notes" --run-id demo)
 done
+submit scripts/run_jobs.py "${daily[@]}"
 
 echo "== 4. the tables through SQL, by name (the queries of docs/SQL.md)"
 "$bin/notellm2" sql --param day="${days[1]}" --param note_id="${days[1]//-/}-000003" \
