@@ -11,6 +11,7 @@ from notellm2_udf.index.loaded import entry_bytes, shard_groups
 from notellm2_udf.index.related import related_notes_df
 from tests.index.conftest import clustered_vectors, embeddings_pdf, exact_related, write_embeddings
 from tests.index.test_jobs import DAY, build, ids
+from tests.support.tolerances import SCORE_ATOL
 
 
 def test_shards_are_grouped_in_order_within_the_budget():
@@ -46,7 +47,7 @@ def test_groups_of_shards_give_the_rows_of_the_whole_index(spark, index_paths, i
     assert len(shard_groups(manifest["shards"], two_shards)) == 3
     for grouped in (rows(1, block_rows=128), rows(two_shards, block_rows=500)):
         assert [r[:3] for r in grouped] == [r[:3] for r in whole]
-        np.testing.assert_allclose([r[3] for r in grouped], [r[3] for r in whole], atol=1e-6)
+        np.testing.assert_allclose([r[3] for r in grouped], [r[3] for r in whole], atol=SCORE_ATOL)
     if index_type == "flat":
         expected = exact_related(note_ids, xb, 15)
         assert [r[2] for r in whole] == [other for q in sorted(expected)

@@ -8,6 +8,7 @@ from notellm2_udf.index.params import choose_params
 from notellm2_udf.index.search import coarse_assignment, merge_topk, search_shards
 from notellm2_udf.index.shards import fill_shard, train_index
 from tests.index.conftest import clustered_vectors
+from tests.support.tolerances import SCORE_ATOL
 
 
 def shard_set(xb, trained, num_shards):
@@ -76,7 +77,7 @@ def test_sharded_exact_search_equals_unsharded():
     # And both are the true top-50: scores match float64 brute force at every rank.
     scores = xb.astype("float64") @ xb.T.astype("float64")
     np.fill_diagonal(scores, -np.inf)
-    np.testing.assert_allclose(D1, -np.sort(-scores, axis=1)[:, :50], atol=1e-6)
+    np.testing.assert_allclose(D1, -np.sort(-scores, axis=1)[:, :50], atol=SCORE_ATOL)
     assert G1[5, :10].tolist() == list(range(100, 110))
     straddling = [row for row in range(len(xb)) if 0 < np.isin(G1[row], range(100, 110)).sum() < 10]
     assert straddling, "the data should have a tie group cut by the k-th place"
@@ -96,7 +97,7 @@ def test_sharded_ivf_equals_unsharded_ivf_with_the_shared_quantizer():
         results.append(search_shards(shards, xb, 20, exclude=np.arange(len(xb))))
     (D1, G1), (D3, G3) = results
     assert np.array_equal(G3, G1)
-    np.testing.assert_allclose(D3, D1, rtol=1e-6)
+    np.testing.assert_allclose(D3, D1, rtol=0, atol=SCORE_ATOL)
 
 
 def tuned_shards(xb: np.ndarray, index_type: str, num_shards: int):

@@ -8,6 +8,7 @@ from notellm2_udf.inference.encoder import EncodeResult, token_budget_batches
 from notellm2_udf.inference.preparation import ProcessPreparer
 from notellm2_udf.inference.settings import EncoderSettings
 from tests.support.notes import image_bytes, mixed_notes, notes_frame
+from tests.support.tolerances import EMBEDDING_ATOL, NORM_ATOL, SAME_BATCH_ATOL
 
 
 def test_token_budget_batches_cover_every_row_once_longest_first():
@@ -24,10 +25,10 @@ def test_encode_returns_float32_unit_vectors_in_input_order(tiny_encoder):
     embeddings, visual = tiny_encoder.encode(notes)
     assert embeddings.shape == visual.shape == (8, 64)
     assert embeddings.dtype == visual.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1, atol=NORM_ATOL)
     # Reversing the input reverses the output: order is restored after length sorting.
     reversed_embeddings, _ = tiny_encoder.encode(notes.iloc[::-1].reset_index(drop=True))
-    np.testing.assert_allclose(reversed_embeddings[::-1], embeddings, atol=1e-5)
+    np.testing.assert_allclose(reversed_embeddings[::-1], embeddings, atol=EMBEDDING_ATOL)
 
 
 def test_a_notes_embedding_does_not_depend_on_its_batch(tiny_checkpoint):
@@ -36,8 +37,9 @@ def test_a_notes_embedding_does_not_depend_on_its_batch(tiny_checkpoint):
                        EncoderSettings(batch_tokens=100_000)).encode(notes)
     one_by_one = Encoder(tiny_checkpoint, "cpu", EncoderSettings(batch_tokens=1))
     alone = [one_by_one.encode(notes.iloc[[i]]) for i in range(len(notes))]
-    np.testing.assert_allclose(np.concatenate([a[0] for a in alone]), together[0], atol=1e-5)
-    np.testing.assert_allclose(np.concatenate([a[1] for a in alone]), together[1], atol=1e-5)
+    for part in (0, 1):
+        np.testing.assert_allclose(np.concatenate([a[part] for a in alone]), together[part],
+                                   atol=EMBEDDING_ATOL)
 
 
 def test_encoding_is_deterministic_on_cpu(tiny_encoder):
@@ -47,7 +49,8 @@ def test_encoding_is_deterministic_on_cpu(tiny_encoder):
 
 def test_small_chunks_give_the_same_result(tiny_checkpoint, tiny_encoder):
     chunked = Encoder(tiny_checkpoint, "cpu", EncoderSettings(chunk_rows=3)).encode(mixed_notes())
-    np.testing.assert_allclose(chunked[0], tiny_encoder.encode(mixed_notes())[0], atol=1e-5)
+    np.testing.assert_allclose(chunked[0], tiny_encoder.encode(mixed_notes())[0],
+                               atol=EMBEDDING_ATOL)
 
 
 def test_encode_detailed_flags_missing_modalities(tiny_checkpoint):
@@ -70,9 +73,10 @@ def test_encode_detailed_flags_missing_modalities(tiny_checkpoint):
     # No content: zero vectors (the Spark job turns them into error rows).
     assert not result.embeddings[2].any() and not result.visual_embeddings[2].any()
     np.testing.assert_allclose(np.linalg.norm(result.embeddings[[0, 1, 3, 4]], axis=1), 1,
-                               atol=1e-5)
+                               atol=NORM_ATOL)
     # Rows without a usable image share the no-image visual embedding.
-    np.testing.assert_allclose(result.visual_embeddings[1], result.visual_embeddings[4], atol=1e-6)
+    np.testing.assert_allclose(result.visual_embeddings[1], result.visual_embeddings[4],
+                               atol=SAME_BATCH_ATOL)
 
 
 def test_encoder_exposes_version_and_device(tiny_encoder, tiny_checkpoint):
@@ -106,7 +110,8 @@ def test_decoding_threads_and_prefetched_chunks_give_identical_results(tiny_chec
     assert np.array_equal(result.image_ok, expected.image_ok)
     whole = one_thread.encode(mixed_notes())
     for copy in range(4):
-        np.testing.assert_allclose(result.embeddings[8 * copy:8 * copy + 8], whole[0], atol=1e-5)
+        np.testing.assert_allclose(result.embeddings[8 * copy:8 * copy + 8], whole[0],
+                                   atol=EMBEDDING_ATOL)
 
 
 def test_an_empty_frame_encodes_to_nothing(tiny_encoder):
@@ -136,7 +141,7 @@ def test_encode_frames_streams_frames_in_order_reading_one_chunk_ahead(tiny_chec
     assert [len(r.embeddings) for r in results] == [3, 0, 5, 2]
     for frame, result in zip(frames, results):
         alone = encoder.encode_detailed(frame)
-        np.testing.assert_allclose(result.embeddings, alone.embeddings, atol=1e-5)
+        np.testing.assert_allclose(result.embeddings, alone.embeddings, atol=EMBEDDING_ATOL)
         assert result.image_error == alone.image_error
 
 
@@ -145,7 +150,7 @@ def test_a_compiled_encoder_matches_the_eager_one(tiny_checkpoint, tiny_encoder)
     compiled = Encoder(tiny_checkpoint, "cpu", EncoderSettings(compile=True))
     notes = mixed_notes()
     for got, expected in zip(compiled.encode(notes), tiny_encoder.encode(notes)):
-        np.testing.assert_allclose(got, expected, atol=1e-5)
+        np.testing.assert_allclose(got, expected, atol=EMBEDDING_ATOL)
 
 
 def test_preparing_in_worker_processes_gives_identical_results(tiny_checkpoint, tiny_encoder):

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from tests.support.notes import notes_frame
+from tests.support.tolerances import NORM_ATOL
 
 FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 SPECIAL_STRINGS = ("<IMG>", "<IMG_EMB>", "<s>", "</s>", "<pad>", "<|endoftext|>",
@@ -75,7 +76,7 @@ def check_every_note_is_accounted_for(encoder, rows: list[dict]) -> None:
     for row, note in enumerate(rows):
         problems = [result.image_error[row], result.text_error[row], result.model_error[row]]
         if result.embedded[row]:
-            assert np.isclose(np.linalg.norm(result.embeddings[row]), 1.0, atol=1e-4)
+            assert np.isclose(np.linalg.norm(result.embeddings[row]), 1.0, atol=NORM_ATOL)
         else:
             assert not result.embeddings[row].any()
             # Not embedded: the note had nothing usable, or a reason says what failed.

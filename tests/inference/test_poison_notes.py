@@ -13,6 +13,7 @@ from PIL import Image
 from notellm2_udf import Encoder
 from notellm2_udf.inference.settings import EncoderSettings
 from tests.support.notes import image_bytes, mixed_notes, notes_frame
+from tests.support.tolerances import EMBEDDING_ATOL, SAME_BATCH_ATOL
 
 POISON = "~~~~"  # the byte-level tiny tokenizer gives "~" its own id; no other note has it
 
@@ -57,9 +58,10 @@ def test_a_note_that_breaks_the_model_is_quarantined_alone(poisoned_encoder, tin
     assert not result.embedded[3] and not result.embeddings[3].any()
     clean = tiny_encoder.encode_detailed(notes_pdf.drop(index=3))
     others = np.flatnonzero(result.embedded)
-    # Batch-independent encoding: the other notes get exactly their own embeddings.
+    # Batch-independent encoding: the other notes get their own embeddings (a batch of other
+    # shapes: up to reduction order).
     np.testing.assert_allclose(result.embeddings[others],
-                               clean.embeddings[clean.embedded], atol=1e-6)
+                               clean.embeddings[clean.embedded], atol=EMBEDDING_ATOL)
 
 
 def test_a_model_that_fails_on_every_note_fails_loudly(poisoned_encoder):
@@ -93,10 +95,9 @@ def test_an_orientation_6_jpeg_embeds_as_the_picture_turned_upright(tiny_encoder
         {"title": "t", "image": sideways}, {"title": "t", "image": upright},
         {"title": "t", "image": unturned}]))
     assert result.image_ok.all()
-    # The same pixels in two rows of one batch: only the reduction order of the batched
-    # kernels may differ (threads), a few float32 ulps of these unit vectors' entries (ulp of
-    # 1.0 is 1.2e-7); a different picture moves them by orders of magnitude more.
-    np.testing.assert_allclose(result.embeddings[0], result.embeddings[1], rtol=0, atol=1e-6)
+    # The same pixels in two rows of one batch; a different picture moves them far more.
+    np.testing.assert_allclose(result.embeddings[0], result.embeddings[1], rtol=0,
+                               atol=SAME_BATCH_ATOL)
     assert np.abs(result.embeddings[0] - result.embeddings[2]).max() > 1e-3
 
 

@@ -12,6 +12,7 @@ from notellm2_udf.spark.delta_io import replace_days
 from schemas import NOTES
 from tests.support.bad_notes import DAY
 from tests.support.processes import SCRIPTS, run_process, script_result
+from tests.support.tolerances import EMBEDDING_ATOL
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_executors_load_the_model_once_and_survive_a_killed_worker(
 
     notes = day_notes_pdf.set_index("note_id").loc[[row[0] for row in clean]].reset_index()
     direct, _ = tiny_encoder.encode(notes)
-    np.testing.assert_allclose(np.array([row[1] for row in clean]), direct, atol=1e-5)
+    np.testing.assert_allclose(np.array([row[1] for row in clean]), direct, atol=EMBEDDING_ATOL)
 
     assert report["killed_pid"] not in {row[4] for row in killed}
     assert [row[:4] for row in killed] == [row[:4] for row in clean]

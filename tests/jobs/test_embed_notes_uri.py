@@ -10,6 +10,7 @@ from notellm2_udf.model.checkpoint import model_version
 from notellm2_udf.spark.delta_io import replace_days
 from schemas import NOTES
 from tests.support.bad_notes import DAY
+from tests.support.tolerances import EMBEDDING_ATOL
 
 
 def test_a_model_at_a_file_uri_gives_the_encoders_rows(spark, day_notes_pdf, tiny_checkpoint,
@@ -27,7 +28,7 @@ def test_a_model_at_a_file_uri_gives_the_encoders_rows(spark, day_notes_pdf, tin
     assert len(kept) >= 8
     direct, _ = tiny_encoder.encode(kept)
     from_job = np.stack(by_id.loc[kept["note_id"], "embedding"].to_numpy())
-    np.testing.assert_allclose(from_job, direct, atol=1e-5)
+    np.testing.assert_allclose(from_job, direct, atol=EMBEDDING_ATOL)
     assert set(by_id["model_version"]) == {tiny_encoder.model_version}
     copies = list(default_cache_dir().glob(f"{tiny_checkpoint.name}-*"))
     assert [model_version(copy) for copy in copies].count(tiny_encoder.model_version) >= 1

@@ -20,6 +20,7 @@ from notellm2_udf.sample.notes import SampleSpec
 from notellm2_udf.sample.tables import write_sample_tables
 from notellm2_udf.services.standalone import StandaloneCluster
 from tests.support.processes import BIN, REPO_ROOT, run_process
+from tests.support.tolerances import EMBEDDING_ATOL, SCORE_ATOL
 
 DAY = "2026-11-24"
 TOP_K = 5
@@ -117,7 +118,7 @@ def test_daily_jobs_on_a_standalone_cluster_give_the_rows_of_local(
     local_emb, remote_emb = (table(out, "emb", ["note_id"]) for out in (local, remote))
     assert list(remote_emb["note_id"]) == list(local_emb["note_id"]) and len(local_emb) >= 20
     np.testing.assert_allclose(np.stack(remote_emb["embedding"]),
-                               np.stack(local_emb["embedding"]), atol=1e-5)
+                               np.stack(local_emb["embedding"]), atol=EMBEDDING_ATOL)
     assert (remote_emb["model_version"] == local_emb["model_version"]).all()
     local_err, remote_err = (table(out, "err", ["note_id", "stage"]) for out in (local, remote))
     assert remote_err[["note_id", "stage", "error"]].equals(local_err[["note_id", "stage",
@@ -127,7 +128,7 @@ def test_daily_jobs_on_a_standalone_cluster_give_the_rows_of_local(
     assert len(local_rel) == len(local_emb) * TOP_K
     assert remote_rel[["note_id", "rank", "related_note_id"]].equals(
         local_rel[["note_id", "rank", "related_note_id"]])
-    np.testing.assert_allclose(remote_rel["score"], local_rel["score"], atol=1e-5)
+    np.testing.assert_allclose(remote_rel["score"], local_rel["score"], atol=SCORE_ATOL)
 
     # Where the work ran: both workers' executors, each with the shipped wheel; the model
     # and the index build copied into the executors' cache from their URIs.

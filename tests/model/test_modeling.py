@@ -4,6 +4,7 @@ from torch.nn.functional import normalize
 
 from notellm2_udf.model.compose import compose_tiny_random
 from tests.support.notes import image_bytes, mixed_notes, notes_frame
+from tests.support.tolerances import SAME_BATCH_ATOL
 
 
 def run(model, processor, notes_pdf):
@@ -30,7 +31,7 @@ def test_visual_embedding_sees_only_the_image(tiny_model, tiny_processor):
     ])
     output = run(tiny_model, tiny_processor, notes)
     torch.testing.assert_close(output.visual_embedding[0], output.visual_embedding[1],
-                               rtol=0, atol=1e-6)
+                               rtol=0, atol=SAME_BATCH_ATOL)
     assert (output.visual_embedding[0] - output.visual_embedding[2]).abs().max() > 1e-3
     assert (output.embedding[0] - output.embedding[1]).abs().max() > 1e-3
     assert (output.embedding[0] - output.embedding[2]).abs().max() > 1e-3
@@ -122,7 +123,7 @@ def test_ablation_variants(fusion):
     torch.testing.assert_close(output.embedding.norm(dim=-1), torch.ones(3))
     # In every variant the visual embedding depends on the image only.
     torch.testing.assert_close(output.visual_embedding[0], output.visual_embedding[1],
-                               rtol=0, atol=1e-6)
+                               rtol=0, atol=SAME_BATCH_ATOL)
     assert hasattr(model, "late_fusion") == (fusion in ("late_only", "basic_late"))
     assert hasattr(model, "connector") == (fusion != "late_only")
     if fusion == "late_only":  # the LLM never sees the image: v = W_v CLS
