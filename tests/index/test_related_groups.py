@@ -36,7 +36,7 @@ def test_groups_of_shards_give_the_rows_of_the_whole_index(spark, index_paths, i
     manifest = read_manifest(index_paths[1], DAY)
     corpus_df = latest_embeddings(read_embeddings(spark, str(index_paths[0])), day=DAY,
                                   window_days=30)
-    two_shards = 2 * max(entry_bytes(entry) for entry in manifest["shards"])
+    two_shards = 2 * max(entry_bytes(entry) for entry in manifest.shards)
 
     def rows(budget, block_rows=10_000):
         found = related_notes_df(corpus_df, manifest=manifest, k=15, num_tasks=2,
@@ -44,7 +44,7 @@ def test_groups_of_shards_give_the_rows_of_the_whole_index(spark, index_paths, i
         return sorted((r.note_id, r.rank, r.related_note_id, r.score) for r in found)
 
     whole = rows(1 << 40)
-    assert len(shard_groups(manifest["shards"], two_shards)) == 3
+    assert len(shard_groups(manifest.shards, two_shards)) == 3
     for grouped in (rows(1, block_rows=128), rows(two_shards, block_rows=500)):
         assert [r[:3] for r in grouped] == [r[:3] for r in whole]
         np.testing.assert_allclose([r[3] for r in grouped], [r[3] for r in whole], atol=SCORE_ATOL)
