@@ -8,8 +8,9 @@ global id, i.e. by note_id, without looking at strings.
 
 A rerun builds the same files from the same corpus, whatever its partitioning, its row
 order or the Spark jobs run before: the training sample and the shard bounds are chosen by
-a hash of note_id, and each shard's vectors are added in note_id order (HNSW graphs depend
-on which vectors a shard holds and in which order they arrive).
+a hash of note_id, each shard's vectors are added in note_id order (HNSW graphs depend
+on which vectors a shard holds and in which order they arrive) with one thread for HNSW
+(fill_shard), and files are named by shard id (docs/INDEX.md, "Build").
 """
 
 from __future__ import annotations
