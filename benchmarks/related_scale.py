@@ -254,13 +254,13 @@ def run_breakdown(data: Path) -> list[dict]:
     spark = build_spark_session(SparkSettings(app_name="related_scale breakdown"))
     manifest = read_manifest(data / "index", DAY)
     corpus_df = latest_embeddings(read_embeddings(spark, str(data / "note_embeddings")),
-                                  day=DAY, window_days=manifest["window_days"]).persist()
+                                  day=DAY, window_days=manifest.window_days).persist()
     corpus_df.count()
-    tasks = search_tasks(spark, manifest)
+    tasks = search_tasks(spark, manifest.rows)
 
     def search_dropped(batches):
         use_task_cpus_for_faiss()
-        index = LoadedShards(manifest, manifest["shards"])
+        index = LoadedShards(manifest, manifest.shards)
         for batch in batches:
             xq, note_ids = query_arrays(batch)
             index.search(xq, TOP_K, exclude=index.global_ids(note_ids))
@@ -385,7 +385,7 @@ def run_size(n: int, out: Path, env: dict, spark_submit: list[str]) -> dict:
         "shards": int(built["shards"]),
         "spark_build_s": round(build_s, 1), "spark_related_s": round(related_s, 1),
         "spark_s": round(spark_s, 1), "spark_rows": int(related["rows"]),
-        "spark_recall": float(related[f"recall@{TOP_K}"]),
+        "spark_recall": float(related[f"sampled_recall@{TOP_K}"]),
         "spark_job_build_s": float(built["build_s"]),
         "spark_job_search_write_s": float(related["search_write_s"]),
         "plain_s": round(plain_s, 1), "plain": plain,
@@ -410,7 +410,7 @@ def run_budget_size(n: int, out: Path, env: dict, spark_submit: list[str], num_s
         build_s, build_out = timed(spark_submit + [str(REPO / "jobs/build_index.py"), *common,
                                                    "--num-shards", str(num_shards)], env)
     manifest = read_manifest(data / "index", DAY)
-    index_mib = sum(entry_bytes(entry) for entry in manifest["shards"]) / 2**20
+    index_mib = sum(entry_bytes(entry) for entry in manifest.shards) / 2**20
     # One group: a budget no index here reaches (1 TiB), i.e. every task holds all shards.
     budgets = {name: mib for name, mib in
                [("whole index", 1 << 20), ("quarter", int(index_mib // 4))]
@@ -428,7 +428,8 @@ def run_budget_size(n: int, out: Path, env: dict, spark_submit: list[str], num_s
             runs[name].append({
                 "budget_mib": budget_mib, "groups": int(facts["shard_groups"]),
                 "wall_s": round(wall_s, 1), "search_write_s": float(facts["search_write_s"]),
-                "recall_s": float(facts["recall_s"]), "recall": float(facts[f"recall@{TOP_K}"]),
+                "recall_s": float(facts["recall_s"]),
+                "recall": float(facts[f"sampled_recall@{TOP_K}"]),
                 "rows": int(facts["rows"]), "python_peak_mib": peak.mib("python"),
                 "jvm_peak_mib": peak.mib("jvm"), "load1": round(os.getloadavg()[0], 1)})
             print(json.dumps({"notes": n, name: runs[name][-1]}), flush=True)

@@ -51,6 +51,7 @@ from notellm2_udf.index.corpus import (
 )
 from notellm2_udf.index.layout import new_build_dir, publish
 from notellm2_udf.index.loaded import DEFAULT_TASK_INDEX_MIB, ID_BYTES_PER_NOTE
+from notellm2_udf.index.manifest import EMPTY, METRIC, Completeness, IndexManifest
 from notellm2_udf.index.params import INDEX_TYPES, NPROBE, choose_params, default_num_shards
 from notellm2_udf.index.shards import (
     TRAINED,
@@ -127,7 +128,8 @@ def window_accounts(spark: SparkSession, settings: BuildIndexSettings, embedding
         notes_df.unpersist()
 
 
-def run(spark: SparkSession, settings: BuildIndexSettings, summary: JobSummary) -> dict:
+def run(spark: SparkSession, settings: BuildIndexSettings,
+        summary: JobSummary) -> IndexManifest:
     """Build and publish the index of `settings.date`; return its manifest."""
     started = time.monotonic()
     day, window_days = settings.date, settings.window_days
@@ -140,8 +142,8 @@ def run(spark: SparkSession, settings: BuildIndexSettings, summary: JobSummary) 
     if late:
         log.warning("notes that arrived after their day was embedded (rerun those days): %s",
                     late)
-    completeness = {"days_with_notes": len(accounts), "missing_days": missing_days(accounts),
-                    "late_notes": late}
+    completeness = Completeness(days_with_notes=len(accounts),
+                                missing_days=tuple(missing_days(accounts)), late_notes=late)
     summary.add("late_notes", sum(late.values()))
     # Read four times (facts, sample, range bounds, shards): dedupe once.
     corpus_df = persist_on_disk(latest_embeddings(
@@ -170,34 +172,33 @@ def run(spark: SparkSession, settings: BuildIndexSettings, summary: JobSummary) 
 
         # One row per shard.
         stats = [row.asDict() for row in build_shards_df(
-            corpus_df, num_shards=num_shards, params=params, build_dir=build_dir).collect()]
+            corpus_df, rows=facts.rows, num_shards=num_shards, params=params,
+            build_dir=build_dir).collect()]
     finally:
         corpus_df.unpersist()
     shards = shard_entries(stats)
-    manifest = {
-        "date": day, "window_days": window_days, "window": [first, last],
-        "model_version": model_version, "dimension": d, "metric": "inner_product",
-        "index_type": params.index_type, "factory": params.factory,
-        "search_parameters": params.search, "params": params.to_dict(),
-        "rows": facts.rows, "shards": shards, "task_index_bytes": settings.task_index_mib << 20,
-        "trained": TRAINED if params.needs_training else None,
-        "completeness": completeness,
-        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    publish(build_dir, manifest)
+    manifest = IndexManifest(
+        date=day, window_days=window_days, window=(first, last), model_version=model_version,
+        dimension=d, metric=METRIC, index_type=params.index_type, factory=params.factory,
+        search_parameters=params.search, params=params, rows=facts.rows, shards=shards,
+        task_index_bytes=settings.task_index_mib << 20,
+        trained=TRAINED if params.needs_training else None, completeness=completeness,
+        created_utc=datetime.now(UTC).isoformat(timespec="seconds"), build=build_dir.name,
+        build_dir=str(build_dir))
+    publish(manifest)
     build_s = time.monotonic() - started
-    largest = max(shard["rows"] for shard in shards)
+    largest = max(shard.rows for shard in shards)
     log.info("published %s (%d shards) in %.1fs", build_dir, len(shards), build_s)
     for key, value in [
         ("date", day), ("corpus", facts.rows), ("model_version", model_version),
         ("index", params.factory), ("search", params.search or "exact"),
-        ("shards", len(shards)), ("rows_per_shard", [s["rows"] for s in shards]),
+        ("shards", len(shards)), ("rows_per_shard", [s.rows for s in shards]),
         ("largest_shard_mib", round(params.shard_bytes(largest) / 2**20, 1)),
         ("train_s", round(train_s, 1)), ("build_s", round(build_s, 1)),
         ("index_dir", str(build_dir.parent)),
     ]:
         summary.add(key, value)
-    return {**manifest, "build": build_dir.name, "build_dir": str(build_dir)}
+    return manifest
 
 
 def shard_count(settings: BuildIndexSettings, params, *, rows: int, parallelism: int) -> int:
@@ -212,25 +213,25 @@ def shard_count(settings: BuildIndexSettings, params, *, rows: int, parallelism:
     return max(wanted, needed)
 
 
-def publish_empty(settings: BuildIndexSettings, model_version: str, completeness: dict,
-                  summary: JobSummary) -> dict:
+def publish_empty(settings: BuildIndexSettings, model_version: str,
+                  completeness: Completeness, summary: JobSummary) -> IndexManifest:
     """An explicit empty index: the window has no embedded note (empty or all-bad days)."""
     day = settings.date
     build_dir = new_build_dir(settings.index_dir, day)
-    manifest = {
-        "date": day, "window_days": settings.window_days,
-        "window": list(window_bounds(day=day, window_days=settings.window_days)),
-        "model_version": model_version, "dimension": None, "metric": "inner_product",
-        "index_type": "empty", "factory": "empty", "search_parameters": None, "params": None,
-        "rows": 0, "shards": [], "trained": None, "completeness": completeness,
-        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    publish(build_dir, manifest)
+    manifest = IndexManifest(
+        date=day, window_days=settings.window_days,
+        window=window_bounds(day=day, window_days=settings.window_days),
+        model_version=model_version, dimension=None, metric=METRIC, index_type=EMPTY,
+        factory=EMPTY, search_parameters=None, params=None, rows=0, shards=(),
+        task_index_bytes=settings.task_index_mib << 20, trained=None,
+        completeness=completeness, created_utc=datetime.now(UTC).isoformat(timespec="seconds"),
+        build=build_dir.name, build_dir=str(build_dir))
+    publish(manifest)
     log.warning("no embedded note in the window of %s: published an empty index", day)
     for key, value in [("date", day), ("corpus", 0), ("model_version", model_version),
                        ("index", "empty")]:
         summary.add(key, value)
-    return {**manifest, "build": build_dir.name, "build_dir": str(build_dir)}
+    return manifest
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,8 @@ other, with the same results (docs/INDEX.md, "Memory"). The day's
 published marker is withdrawn first (readers stop trusting the day until it is validated
 and published again), then `related_notes` is written (replaceWhere dt = date) and
 registered as `notellm2.related_notes`. An empty index gives an empty day. The summary
-reports recall@k on a sample of queries against exact search.
+reports `sampled_recall@k`, the tie-tolerant recall of `--recall-sample` queries against
+exact search that validate_related gates the day on (notellm2_udf/index/recall.py).
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from pyspark.sql import functions as F
 
 from notellm2_udf.errors import JobInputError
 from notellm2_udf.index.corpus import latest_embeddings, new_notes, read_embeddings
-from notellm2_udf.index.exact import exact_topk, recall_at_k, sample_queries
 from notellm2_udf.index.layout import read_manifest
 from notellm2_udf.index.loaded import DEFAULT_TASK_INDEX_MIB, shard_groups
+from notellm2_udf.index.manifest import IndexManifest
+from notellm2_udf.index.recall import sample_queries, sampled_recall
 from notellm2_udf.index.related import related_notes_df
 from notellm2_udf.job.runtime import JobSummary, job_main
 from notellm2_udf.serving.publication import withdraw_marker
@@ -77,11 +79,11 @@ class RelatedNotesSettings:
         None, parse=positive_int_arg,
         help="most index a search task holds at once (default: the budget build_index used)")
 
-    def task_index_bytes(self, manifest: dict) -> int:
+    def task_index_bytes(self, manifest: IndexManifest) -> int:
         """The flag, else the budget the index was built with, else the default."""
         if self.task_index_mib is not None:
             return self.task_index_mib << 20
-        return manifest.get("task_index_bytes", DEFAULT_TASK_INDEX_MIB << 20)
+        return manifest.task_index_bytes or DEFAULT_TASK_INDEX_MIB << 20
 
 
 def queries_of(corpus_df: DataFrame, *, day: str, queries: str) -> DataFrame:
@@ -92,22 +94,22 @@ def with_day(related_df: DataFrame, *, day: str, model_version: str) -> DataFram
     return related_df.withColumn("dt", F.lit(day)).withColumn("model_version", F.lit(model_version))
 
 
-def search_tasks(spark: SparkSession, manifest: dict) -> int:
+def search_tasks(spark: SparkSession, rows: int) -> int:
     """At most QUERIES_PER_TASK queries (k rows each) per task, in a multiple of the cores.
 
     Equal tasks in whole waves: 5 tasks on 2 cores left one core idle for the last third
     of the search (1M notes, one run each on the shared machine: 212 s, 166 s with 6).
     """
     cores = spark.sparkContext.defaultParallelism
-    return cores * -(-manifest["rows"] // (QUERIES_PER_TASK * cores))
+    return cores * -(-rows // (QUERIES_PER_TASK * cores))
 
 
-def check_corpus_matches(corpus_df: DataFrame, manifest: dict) -> None:
+def check_corpus_matches(corpus_df: DataFrame, manifest: IndexManifest) -> None:
     rows = corpus_df.count()
-    if rows != manifest["rows"]:
+    if rows != manifest.rows:
         raise JobInputError(
-            f"the index of {manifest['date']} holds {manifest['rows']} notes of model "
-            f"{manifest['model_version']}, its window now holds {rows}: rerun build_index")
+            f"the index of {manifest.date} holds {manifest.rows} notes of model "
+            f"{manifest.model_version}, its window now holds {rows}: rerun build_index")
 
 
 def run(spark: SparkSession, settings: RelatedNotesSettings, summary: JobSummary) -> None:
@@ -117,78 +119,78 @@ def run(spark: SparkSession, settings: RelatedNotesSettings, summary: JobSummary
     if withdraw_marker(spark, settings.related, day):
         log.info("withdrew the published marker of %s: it is published again after "
                  "validation", day)
-    if manifest["rows"] == 0:
+    if manifest.is_empty:
         write_empty_day(spark, settings, manifest, summary)
         return
     # Read four times (check, search, recall sample): dedupe once.
     corpus_df = persist_on_disk(latest_embeddings(
         read_embeddings(spark, settings.embeddings), day=day,
-        window_days=manifest["window_days"], model_version=manifest["model_version"]))
+        window_days=manifest.window_days, model_version=manifest.model_version))
     try:
         check_corpus_matches(corpus_df, manifest)
         queries_df = queries_of(corpus_df, day=day, queries=settings.queries)
         started = time.monotonic()
         budget = settings.task_index_bytes(manifest)
-        groups = len(shard_groups(manifest["shards"], budget))
+        groups = len(shard_groups(manifest.shards, budget))
         log.info("searching %d shard(s) in %d group(s) of at most %d MiB per task",
-                 len(manifest["shards"]), groups, budget >> 20)
+                 len(manifest.shards), groups, budget >> 20)
         related_df = related_notes_df(queries_df, manifest=manifest, k=settings.top_k,
-                                      num_tasks=search_tasks(spark, manifest),
+                                      num_tasks=search_tasks(spark, manifest.rows),
                                       task_index_bytes=budget)
         with session_conf(spark, ONE_DAY_WRITE):
-            replace_days(with_day(related_df, day=day, model_version=manifest["model_version"]),
+            replace_days(with_day(related_df, day=day, model_version=manifest.model_version),
                          RELATED_NOTES, settings.related, day)
         register_table(spark, RELATED_NOTES, settings.related)
         search_s = time.monotonic() - started
         log.info("related notes of %s written in %.1fs", day, search_s)
         started = time.monotonic()
-        recall = (sampled_recall(spark, corpus_df, queries_df, manifest, settings)
+        recall = (sampled_recall_of_search(spark, corpus_df, queries_df, manifest, settings)
                   if settings.recall_sample else None)
         recall_s = time.monotonic() - started
     finally:
         corpus_df.unpersist()
     written_df = read_day(spark, settings.related, day)
     for key, value in [
-        ("date", day), ("corpus", manifest["rows"]), ("index", manifest["factory"]),
-        ("search", manifest["search_parameters"] or "exact"), ("shards", len(manifest["shards"])),
+        ("date", day), ("corpus", manifest.rows), ("index", manifest.factory),
+        ("search", manifest.search_parameters or "exact"), ("shards", len(manifest.shards)),
         ("shard_groups", groups), ("task_index_mib", budget >> 20),
         ("queries", settings.queries), ("top_k", settings.top_k),
         ("rows", written_df.count()), ("search_write_s", round(search_s, 1)),
-        (f"recall@{settings.top_k}", None if recall is None else round(recall, 4)),
+        (f"sampled_recall@{settings.top_k}", None if recall is None else round(recall, 4)),
         ("recall_s", round(recall_s, 1)),
-        ("model_version", manifest["model_version"]), ("related", RELATED_NOTES.qualified_name),
+        ("model_version", manifest.model_version), ("related", RELATED_NOTES.qualified_name),
     ]:
         summary.add(key, value)
 
 
-def write_empty_day(spark: SparkSession, settings: RelatedNotesSettings, manifest: dict,
-                    summary: JobSummary) -> None:
+def write_empty_day(spark: SparkSession, settings: RelatedNotesSettings,
+                    manifest: IndexManifest, summary: JobSummary) -> None:
     """No embedded note in the window: the day has no related lists, said explicitly."""
     replace_days(spark.createDataFrame([], RELATED_NOTES.schema), RELATED_NOTES,
                  settings.related, settings.date)
     register_table(spark, RELATED_NOTES, settings.related)
     log.warning("the index of %s is empty: wrote an empty day", settings.date)
     for key, value in [("date", settings.date), ("corpus", 0), ("rows", 0),
-                       ("model_version", manifest["model_version"])]:
+                       ("model_version", manifest.model_version)]:
         summary.add(key, value)
 
 
-def sampled_recall(spark: SparkSession, corpus_df: DataFrame, queries_df: DataFrame,
-                   manifest: dict, settings: RelatedNotesSettings) -> float:
-    """recall@k of a query sample against exact search.
+def sampled_recall_of_search(spark: SparkSession, corpus_df: DataFrame, queries_df: DataFrame,
+                             manifest: IndexManifest, settings: RelatedNotesSettings) -> float:
+    """The sampled recall@k (index/recall.py) of the lists this search gives, on the
+    queries that validate_related samples at the same size and seed.
 
     The sample is searched again rather than read back: the search is deterministic, and
     finding 200 notes in the k-rows-per-note table would scan all of it.
     """
-    sample_pdf = sample_queries(queries_df, size=settings.recall_sample)
-    exact = exact_topk(corpus_df, sample_pdf, k=settings.top_k)
+    sample_pdf = sample_queries(queries_df, corpus_df, size=settings.recall_sample)
     sample_df = spark.createDataFrame(sample_pdf, "note_id string, embedding array<float>")
     # Bounded by --recall-sample x k rows.
-    found_pdf = related_notes_df(sample_df, manifest=manifest, k=settings.top_k, num_tasks=1,
-                                 task_index_bytes=settings.task_index_bytes(manifest)).toPandas()
-    found = found_pdf.groupby("note_id")["related_note_id"].agg(list).to_dict()
-    recall = recall_at_k(found, exact)
-    log.info("recall@%d over %d sampled queries: %.4f", settings.top_k, len(sample_pdf), recall)
+    found_pdf = (related_notes_df(sample_df, manifest=manifest, k=settings.top_k, num_tasks=1,
+                                  task_index_bytes=settings.task_index_bytes(manifest))
+                 .toPandas().sort_values(["note_id", "rank"]))
+    recall = sampled_recall(found_pdf, sample_pdf, corpus_df, k=settings.top_k)
+    log.info("sampled_recall@%d over %d queries: %.4f", settings.top_k, len(sample_pdf), recall)
     return recall
 
 

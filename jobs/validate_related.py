@@ -30,7 +30,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from notellm2_udf.errors import JobInputError
-from notellm2_udf.index.validation import check_counts, sampled_recall, window_embeddings
+from notellm2_udf.index.recall import sampled_recall_of_day
+from notellm2_udf.index.validation import check_counts, window_embeddings
 from notellm2_udf.job.runtime import JobSummary, job_main
 from notellm2_udf.settings.declared import option
 from notellm2_udf.settings.shared import (
@@ -88,7 +89,8 @@ def run(spark: SparkSession, settings: ValidateSettings, summary: JobSummary) ->
         min_length = min(settings.top_k, max(day_notes - 1, 0))
         problems = check_counts(notes_df, embeddings_df, errors_df, related_df, window_df,
                                 settings.top_k, min_length)
-        recall = sampled_recall(related_df, window_df, settings.recall_sample, settings.seed)
+        recall = sampled_recall_of_day(related_df, window_df, size=settings.recall_sample,
+                                       seed=settings.seed)
         summary.add("date", day)
         summary.add("model_version", version)
         summary.add("embedded", day_notes)

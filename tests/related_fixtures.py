@@ -107,6 +107,23 @@ def shared_world(spark, tmp_path_factory) -> World:
     return world
 
 
+def day_frames(spark, world: World, day: str) -> dict:
+    """The world's tables on `day` as validate_related reads them: notes, embeddings, errors,
+    related, and the 30-day window's embeddings."""
+    from notellm2_udf.index.validation import window_embeddings
+    from notellm2_udf.spark.delta_io import read_day
+
+    loc = world.locations
+    return {
+        "notes": read_day(spark, loc["notes"], day),
+        "embeddings": read_day(spark, loc["note_embeddings"], day),
+        "errors": read_day(spark, loc["embedding_errors"], day),
+        "related": read_day(spark, loc["related_notes"], day),
+        "window": window_embeddings(spark.read.format("delta").load(loc["note_embeddings"]),
+                                    day, 30),
+    }
+
+
 def register_world(spark, world: World) -> None:
     for name, spec in (("notes", NOTES), ("note_embeddings", NOTE_EMBEDDINGS),
                        ("embedding_errors", EMBEDDING_ERRORS), ("related_notes", RELATED_NOTES)):

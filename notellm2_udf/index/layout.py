@@ -20,19 +20,15 @@ each executor copies the published build once to its local cache, keyed by the b
 
 from __future__ import annotations
 
-import json
 import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from notellm2_udf.atomic_files import write_text_atomic
 from notellm2_udf.days import validate_day
 from notellm2_udf.errors import JobInputError
-from notellm2_udf.files.remote_files import is_remote, local_copy, read_text
-
-MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+from notellm2_udf.files.remote_files import is_remote, local_copy
+from notellm2_udf.index.manifest import MANIFEST, IndexManifest
 
 
 def local_dir(uri: str) -> Path:
@@ -59,38 +55,35 @@ def new_build_dir(index_dir: str | Path, day: str) -> Path:
     return path
 
 
-def read_manifest(index_dir: str | Path, day: str) -> dict:
-    """The published manifest of `day`, with `build_dir` added: an absolute path, or a URI
-    when `index_dir` is one (executors then copy the build, see `local_build_dir`)."""
+def read_manifest(index_dir: str | Path, day: str) -> IndexManifest:
+    """The published manifest of `day`, its build_dir an absolute path, or a URI when
+    `index_dir` is one (executors then copy the build, see `local_build_dir`)."""
     if is_remote(str(index_dir)):
         directory = f"{str(index_dir).rstrip('/')}/dt={validate_day(day)}"
-        try:
-            manifest = json.loads(read_text(f"{directory}/{MANIFEST}"))
-        except FileNotFoundError:
-            raise JobInputError(f"no index for {day}: {directory}/{MANIFEST} is missing "
-                                "(run build_index first)") from None
-        manifest["build_dir"] = f"{directory}/{manifest['build']}"
-        return manifest
-    path = day_dir(index_dir, day) / MANIFEST
-    if not path.is_file():
-        raise JobInputError(f"no index for {day}: {path} is missing (run build_index first)")
-    manifest = json.loads(path.read_text())
-    manifest["build_dir"] = str(path.parent / manifest["build"])
-    return manifest
+    else:
+        directory = day_dir(index_dir, day)
+    try:
+        return IndexManifest.read(directory)
+    except FileNotFoundError:
+        raise JobInputError(f"no index for {day}: {directory}/{MANIFEST} is missing "
+                            "(run build_index first)") from None
 
 
-def local_build_dir(manifest: dict) -> Path:
+def local_build_dir(manifest: IndexManifest) -> Path:
     """A local directory holding the build of `manifest` (copied once per machine from a URI;
     a build is never modified once published, so its name is its version)."""
-    return local_copy(manifest["build_dir"], version=manifest["build"])
+    return local_copy(manifest.build_dir, version=manifest.build)
 
 
-def publish(build_dir: Path, manifest: dict) -> None:
-    """Make `build_dir` the index of its day, then drop builds older than the previous one."""
-    target = build_dir.parent / MANIFEST
-    previous = json.loads(target.read_text())["build"] if target.is_file() else None
-    manifest = {"format": FORMAT_VERSION, **manifest, "build": build_dir.name}
-    write_text_atomic(target, json.dumps(manifest, indent=1))
-    for old in build_dir.parent.glob("build-*"):
+def publish(manifest: IndexManifest) -> None:
+    """Make the build of `manifest` (its build_dir, a local path) the index of its day, then
+    drop builds older than the previous one."""
+    build_dir = Path(manifest.build_dir)
+    if build_dir.name != manifest.build:
+        raise ValueError(f"manifest of build {manifest.build!r} names {build_dir}")
+    day = build_dir.parent
+    previous = IndexManifest.read(day).build if (day / MANIFEST).is_file() else None
+    manifest.write(day)
+    for old in day.glob("build-*"):
         if old.name not in (build_dir.name, previous):
             shutil.rmtree(old, ignore_errors=True)

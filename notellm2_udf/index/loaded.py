@@ -9,11 +9,12 @@ one group, loaded once per Python worker and kept for the next tasks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from notellm2_udf.index.layout import local_build_dir
+from notellm2_udf.index.manifest import IndexManifest, ShardEntry
 from notellm2_udf.index.search import search_shards
 
 log = logging.getLogger("notellm2.index")
@@ -25,26 +26,27 @@ ID_BYTES_PER_NOTE = 100
 DEFAULT_TASK_INDEX_MIB = 1024
 
 
-def entry_bytes(entry: dict) -> int:
+def entry_bytes(entry: ShardEntry) -> int:
     """Memory of one loaded shard: its FAISS file (read whole, or mapped page by page) and
     its note_ids."""
-    return entry["bytes"] + ID_BYTES_PER_NOTE * entry["rows"]
+    return entry.bytes + ID_BYTES_PER_NOTE * entry.rows
 
 
-def shard_groups(entries: list[dict], task_index_bytes: int) -> list[list[dict]]:
+def shard_groups(entries: Sequence[ShardEntry],
+                 task_index_bytes: int) -> list[list[ShardEntry]]:
     """Consecutive shards in groups of at most `task_index_bytes` each (a shard larger than
     the budget is a group of its own, with a warning: a shard cannot be split at search
     time; build_index sizes shards from the same budget)."""
     if task_index_bytes < 1:
         raise ValueError(f"the task index budget must be >= 1 byte, got {task_index_bytes}")
-    groups: list[list[dict]] = []
+    groups: list[list[ShardEntry]] = []
     used = 0
     for entry in entries:
         size = entry_bytes(entry)
         if size > task_index_bytes:
             log.warning("shard %s needs %.0f MiB, over the task index budget of %.0f MiB: "
                         "rebuild the index with the same --task-index-mib to split it",
-                        entry["file"], size / 2**20, task_index_bytes / 2**20)
+                        entry.file, size / 2**20, task_index_bytes / 2**20)
         if groups and used + size <= task_index_bytes:
             groups[-1].append(entry)
             used += size
@@ -54,13 +56,13 @@ def shard_groups(entries: list[dict], task_index_bytes: int) -> list[list[dict]]
     return groups
 
 
-def read_ids(manifest: dict, entries: list[dict]):
+def read_ids(manifest: IndexManifest, entries: Sequence[ShardEntry]):
     """The note_ids of `entries` (consecutive shards) in global id order, as Arrow strings."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     build_dir = local_build_dir(manifest)
-    columns = [pq.read_table(build_dir / entry["ids"])["note_id"] for entry in entries]
+    columns = [pq.read_table(build_dir / entry.ids)["note_id"] for entry in entries]
     return pa.chunked_array(columns, pa.string()).combine_chunks()
 
 
@@ -91,10 +93,11 @@ class NamedRange:
         return np.where(found, self.first_id + positions.fill_null(0).to_numpy(), -1)
 
 
-def group_names(manifest: dict, groups: list[list[dict]]) -> Iterator[NamedRange]:
+def group_names(manifest: IndexManifest,
+                groups: list[list[ShardEntry]]) -> Iterator[NamedRange]:
     """The NamedRange of each group, its id files read when it is reached."""
     for entries in groups:
-        yield NamedRange(entries[0]["offset"], read_ids(manifest, entries))
+        yield NamedRange(entries[0].offset, read_ids(manifest, entries))
 
 
 class LoadedShards:
@@ -103,21 +106,20 @@ class LoadedShards:
     Global ids of the group run from `first_id` (its first shard's offset) on.
     """
 
-    def __init__(self, manifest: dict, entries: list[dict]):
+    def __init__(self, manifest: IndexManifest, entries: Sequence[ShardEntry]):
         import faiss
 
         build_dir = local_build_dir(manifest)
         self.shards = []
         for entry in entries:
             # mmap lets the Python workers of one executor share the page cache.
-            index = faiss.read_index(str(build_dir / entry["file"]),
+            index = faiss.read_index(str(build_dir / entry.file),
                                      faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-            if manifest["search_parameters"]:
-                faiss.ParameterSpace().set_index_parameters(
-                    index, manifest["search_parameters"])
-            self.shards.append((index, entry["offset"]))
+            if manifest.search_parameters:
+                faiss.ParameterSpace().set_index_parameters(index, manifest.search_parameters)
+            self.shards.append((index, entry.offset))
         # Arrow strings: taking rows for the output copies no Python objects.
-        self.names = NamedRange(entries[0]["offset"] if entries else 0,
+        self.names = NamedRange(entries[0].offset if entries else 0,
                                 read_ids(manifest, entries))
         self._sorted_ids = None
 

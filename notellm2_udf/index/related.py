@@ -26,6 +26,7 @@ from pyspark.sql import types as T
 
 from notellm2_udf.files.worker_cache import INDEXES
 from notellm2_udf.index.loaded import LoadedShards, NamedRange, group_names, shard_groups
+from notellm2_udf.index.manifest import IndexManifest, ShardEntry
 from notellm2_udf.index.search import coarse_assignment, merge_topk
 from notellm2_udf.spark.executor_resources import use_task_cpus_for_faiss
 
@@ -44,7 +45,7 @@ QUERY_BLOCK_ROWS = 100_000
 QUERY_SLICE_ROWS = 10_000
 
 
-def related_notes_df(queries_df: DataFrame, *, manifest: dict, k: int, num_tasks: int,
+def related_notes_df(queries_df: DataFrame, *, manifest: IndexManifest, k: int, num_tasks: int,
                      task_index_bytes: int,
                      query_block_rows: int = QUERY_BLOCK_ROWS) -> DataFrame:
     """RELATED rows (note_id, rank, related_note_id, score) of every row of queries_df.
@@ -55,7 +56,7 @@ def related_notes_df(queries_df: DataFrame, *, manifest: dict, k: int, num_tasks
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    groups = shard_groups(manifest["shards"], task_index_bytes)
+    groups = shard_groups(manifest.shards, task_index_bytes)
 
     def search(batches):
         use_task_cpus_for_faiss()
@@ -74,12 +75,12 @@ def related_notes_df(queries_df: DataFrame, *, manifest: dict, k: int, num_tasks
             .mapInArrow(search, RELATED))
 
 
-def whole_index(manifest: dict) -> LoadedShards:
+def whole_index(manifest: IndexManifest) -> LoadedShards:
     """Every shard of the build, loaded once per Python worker (spark.python.worker.reuse).
 
     A module function, so that the search closure pickles a reference to it rather than
     the cache and its lock."""
-    return INDEXES.get(manifest["build_dir"], lambda: LoadedShards(manifest, manifest["shards"]))
+    return INDEXES.get(manifest.build_dir, lambda: LoadedShards(manifest, manifest.shards))
 
 
 def query_arrays(batch) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +111,8 @@ def one_batch(batches: list):
     return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
 
 
-def related_in_groups(manifest: dict, groups: list[list[dict]], block, k: int) -> Iterator:
+def related_in_groups(manifest: IndexManifest, groups: list[list[ShardEntry]], block,
+                      k: int) -> Iterator:
     """RELATED batches of a block of queries, the groups of shards loaded one at a time."""
     xq, _ = query_arrays(block)
     D = np.full((len(xq), k), -np.inf, dtype="float32")

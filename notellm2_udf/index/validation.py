@@ -1,33 +1,22 @@
 """The checks of one day of related notes before it is published (jobs/validate_related.py).
 
 Each check counts offending rows; a day passes when every count is 0 and the sampled recall
-against an exact search reaches the threshold.
+(recall.py) reaches the threshold.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import numpy as np
-import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from notellm2_udf.index.corpus import latest_embeddings
-
-SCORE_TOLERANCE = 1e-5
-EXACT_SCHEMA = T.StructType([
-    T.StructField("query_id", T.StringType(), False),
-    T.StructField("note_id", T.StringType(), False),
-    T.StructField("score", T.FloatType(), False),
-])
+from notellm2_udf.index.recall import SCORE_TOLERANCE
 
 
 def window_embeddings(embeddings_df: DataFrame, day: str, window_days: int,
                       model_version: str | None = None) -> DataFrame:
     """The notes an index of `day` holds (note_id, embedding, model_version): the window
-    corpus as build_index defines it (pipeline.corpus)."""
+    corpus as build_index defines it (index.corpus)."""
     return latest_embeddings(embeddings_df, day=day, window_days=window_days,
                              model_version=model_version).select(
         "note_id", "embedding", "model_version")
@@ -91,85 +80,3 @@ def unsorted_scores(related_df: DataFrame) -> DataFrame:
     return related_df.withColumn("previous", previous).where(
         F.isnan("score") | (F.abs("score") == float("inf"))
         | (F.col("score") > F.col("previous") + SCORE_TOLERANCE))
-
-
-def sampled_recall(related_df: DataFrame, window_df: DataFrame, sample_size: int,
-                   seed: int) -> float:
-    """Mean over sampled queries of the tie-tolerant recall of their related lists.
-
-    The sample is the `sample_size` queries of smallest hash(note_id, seed): stable across
-    reruns. Queries, their exact neighbours and true scores go through the driver (a few
-    hundred rows each), the exact search through one pass over the window on executors.
-    """
-    # Every collect below is bounded by the sample: sample_size queries, their k related
-    # rows, their exact top-k, the embeddings of at most sample_size x k related notes.
-    queries = (related_df.select("note_id").distinct()
-               .orderBy(F.xxhash64("note_id", F.lit(seed))).limit(sample_size)
-               .join(window_df, "note_id").select("note_id", "embedding").toPandas())
-    if queries.empty:
-        return 1.0
-    query_ids = queries["note_id"].tolist()
-    xq = np.stack(queries["embedding"].map(np.asarray)).astype(np.float32)
-    approx_pdf = related_df.where(F.col("note_id").isin(query_ids)).select(
-        "note_id", "rank", "related_note_id").toPandas()
-    k = int(approx_pdf.groupby("note_id").size().max())
-    exact_pdf = exact_top_k(window_df, query_ids, xq, k).toPandas()
-    related_ids = approx_pdf["related_note_id"].unique().tolist()
-    xb_pdf = window_df.where(F.col("note_id").isin(related_ids)).select(
-        "note_id", "embedding").toPandas()
-    return tie_tolerant_recall(query_ids, xq, approx_pdf, exact_pdf, xb_pdf)
-
-
-def exact_top_k(window_df: DataFrame, query_ids: list[str], xq: np.ndarray,
-                k: int) -> DataFrame:
-    """Exact top-k by inner product of each query over the window, itself excluded:
-    rows (query_id, note_id, score). Each partition keeps its own top k per query.
-
-    Independent of index.exact.exact_topk on purpose: a check must not share the code it
-    checks (numpy brute force here, FAISS there). tests/pipeline/test_validation.py proves
-    that both give the same lists on the same data, ties included.
-    """
-
-    def search(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        best: list[pd.DataFrame] = []
-        for batch in batches:
-            if batch.empty:
-                continue
-            xb = np.stack(batch["embedding"].map(np.asarray)).astype(np.float32)
-            scores = xq @ xb.T  # [queries, batch]
-            ids = batch["note_id"].to_numpy()
-            for row, query_id in enumerate(query_ids):
-                keep = ids != query_id
-                s, i = scores[row][keep], ids[keep]
-                top = np.argsort(-s, kind="stable")[:k]
-                best.append(pd.DataFrame({"query_id": query_id, "note_id": i[top],
-                                          "score": s[top]}))
-        if best:
-            merged = pd.concat(best)
-            yield (merged.sort_values(["query_id", "score"], ascending=[True, False])
-                   .groupby("query_id").head(k))
-
-    partial_df = window_df.select("note_id", "embedding").mapInPandas(search, EXACT_SCHEMA)
-    ranked = Window.partitionBy("query_id").orderBy(F.col("score").desc(), "note_id")
-    return partial_df.withColumn("r", F.row_number().over(ranked)).where(
-        F.col("r") <= k).drop("r")
-
-
-def tie_tolerant_recall(query_ids: list[str], xq: np.ndarray, approx_pdf: pd.DataFrame,
-                        exact_pdf: pd.DataFrame, xb_pdf: pd.DataFrame) -> float:
-    """Per query: |related notes whose true score >= the exact n-th score| / n, where n is
-    the length of its related list (capped by the exact list); averaged over queries."""
-    vectors = dict(zip(xb_pdf["note_id"], xb_pdf["embedding"].map(np.asarray)))
-    recalls = []
-    for row, query_id in enumerate(query_ids):
-        related = approx_pdf[approx_pdf["note_id"] == query_id]["related_note_id"]
-        exact = np.sort(exact_pdf[exact_pdf["query_id"] == query_id]["score"].to_numpy())[::-1]
-        n = min(len(related), len(exact))
-        if n == 0:
-            recalls.append(1.0 if len(related) == len(exact) else 0.0)
-            continue
-        true_scores = np.array([float(xq[row] @ vectors[i]) if i in vectors else -np.inf
-                                for i in related])
-        hits = int((true_scores >= exact[n - 1] - SCORE_TOLERANCE).sum())
-        recalls.append(min(hits, n) / n)
-    return float(np.mean(recalls))

@@ -21,7 +21,7 @@ def test_related_notes_from_a_file_uri_equal_those_from_the_path(spark, index_pa
     assert_same_related(read_related(spark, uri_paths[2], DAY), from_path)
     assert len(from_path) == 300 and all(len(pairs) == 10 for pairs in from_path.values())
 
-    build_name = related_notes.read_manifest(str(index_dir), DAY)["build"]
+    build_name = related_notes.read_manifest(str(index_dir), DAY).build
     copies = list(default_cache_dir().glob(f"{build_name}-{build_name}"))
     assert len(copies) == 1
     assert sorted(p.name for p in copies[0].iterdir()) == sorted(

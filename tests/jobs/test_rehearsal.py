@@ -27,6 +27,7 @@ from jobs import build_index, embed_notes, embed_window, publish, related_notes,
 from notellm2_udf.cli.main import main as notellm2
 from notellm2_udf.days import window_bounds
 from notellm2_udf.embedding import day as embedding
+from notellm2_udf.index.layout import read_manifest
 from notellm2_udf.registry import versions as registry
 from notellm2_udf.sample.notes import SampleSpec, generate_day
 from notellm2_udf.spark.delta_io import replace_days, set_properties
@@ -221,9 +222,9 @@ def check_published(spark, run: Pipeline, expected: list[str]) -> None:
         marker = json.loads(run.marker(day).read_text())
         assert marker["model_version"] == version, day
         assert by_day[day] == [version], day
-        manifest = json.loads((Path(run.index) / f"dt={day}" / "manifest.json").read_text())
-        assert manifest["model_version"] == version
-        assert manifest["completeness"]["missing_days"] == [], day
+        manifest = read_manifest(run.index, day)
+        assert manifest.model_version == version
+        assert manifest.completeness.missing_days == (), day
     empty = json.loads(run.marker(EMPTY_DAY).read_text())
     assert (empty["embedded"], empty["day_outcome"]) == (0, "no notes")
 

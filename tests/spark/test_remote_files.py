@@ -21,6 +21,7 @@ from notellm2_udf.files.remote_files import (
 from notellm2_udf.index.layout import local_build_dir, read_manifest
 from notellm2_udf.registry.pinning import check_model_dir
 from notellm2_udf.settings.declared import parse_settings
+from tests.index import manifests
 
 # Spawned, not forked: the test process runs Spark's py4j threads and pyarrow's thread pools,
 # and a forked child may inherit a lock one of them held at the fork, then wait forever on it
@@ -195,11 +196,11 @@ def test_an_index_build_read_through_a_uri_is_copied_by_its_build_name(tmp_path,
     build = tmp_path / "index" / "dt=2026-11-24" / "build-x1"
     build.mkdir(parents=True)
     (build / "shard-00000.faiss").write_bytes(b"faiss")
-    (build.parent / "manifest.json").write_text(json.dumps({"build": "build-x1", "rows": 1}))
+    (build.parent / "manifest.json").write_text(manifests.naming("build-x1"))
     monkeypatch.setenv("NOTELLM2_CACHE_DIR", str(tmp_path / "cache"))
 
     manifest = read_manifest((tmp_path / "index").as_uri(), "2026-11-24")
-    assert manifest["build_dir"] == f"{(tmp_path / 'index').as_uri()}/dt=2026-11-24/build-x1"
+    assert manifest.build_dir == f"{(tmp_path / 'index').as_uri()}/dt=2026-11-24/build-x1"
     local = local_build_dir(manifest)
     assert local == tmp_path / "cache" / "build-x1-build-x1"
     assert (local / "shard-00000.faiss").read_bytes() == b"faiss"

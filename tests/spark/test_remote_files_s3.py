@@ -4,7 +4,6 @@ the credentials come from the AWS environment variables, as on executors."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +15,7 @@ from notellm2_udf.errors import JobInputError
 from notellm2_udf.files.remote_files import fetch, list_files
 from notellm2_udf.index.layout import local_build_dir, read_manifest
 from notellm2_udf.services.daemons import LOOPBACK, free_port, port_open, wait_until
+from tests.index import manifests
 
 MOTO_SERVER = Path(__file__).resolve().parents[2] / ".venv-s3" / "bin" / "moto_server"
 BUCKET = "notellm2"
@@ -89,11 +89,11 @@ def test_a_model_is_copied_from_s3_once_per_version(s3, tmp_path):
 def test_an_index_build_is_copied_from_s3_by_its_build_name(s3, tmp_path, monkeypatch):
     _put(s3, "index/dt=2026-11-24/build-x1/shard-00000.faiss", b"faiss-0")
     _put(s3, "index/dt=2026-11-24/build-x1/shard-00001.faiss", b"faiss-1")
-    _put(s3, "index/dt=2026-11-24/manifest.json", json.dumps({"build": "build-x1"}).encode())
+    _put(s3, "index/dt=2026-11-24/manifest.json", manifests.naming("build-x1").encode())
     monkeypatch.setenv("NOTELLM2_CACHE_DIR", str(tmp_path / "cache"))
 
     manifest = read_manifest(f"s3a://{BUCKET}/index", "2026-11-24")
-    assert manifest["build_dir"] == f"s3a://{BUCKET}/index/dt=2026-11-24/build-x1"
+    assert manifest.build_dir == f"s3a://{BUCKET}/index/dt=2026-11-24/build-x1"
     with ThreadPoolExecutor(4) as pool:
         builds = set(pool.map(lambda _: local_build_dir(manifest), range(4)))
     assert builds == {tmp_path / "cache" / "build-x1-build-x1"}

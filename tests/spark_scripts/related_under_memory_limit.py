@@ -100,6 +100,7 @@ def written(spark, related: str) -> dict:
 
 def main(mode: str, work: Path) -> dict:
     from jobs import build_index, related_notes
+    from notellm2_udf.index.layout import read_manifest
     from notellm2_udf.spark.session import build_spark_session
 
     spark = build_spark_session()
@@ -118,10 +119,10 @@ def main(mode: str, work: Path) -> dict:
         whole = related_notes.main([*related, "--task-index-mib", "100000"])
     except Exception as err:  # the point: it fails, and is reported as such
         whole = type(err).__name__
-    manifest = json.loads((work / "index" / f"dt={DAY}" / "manifest.json").read_text())
+    manifest = read_manifest(work / "index", DAY)
     return {"build": built, "grouped": grouped, "whole": whole,
-            "index_mib": sum(s["bytes"] for s in manifest["shards"]) >> 20,
-            "shards": len(manifest["shards"]),
+            "index_mib": sum(s.bytes for s in manifest.shards) >> 20,
+            "shards": len(manifest.shards),
             "lists_equal_brute_force": grouped_lists == brute_force(ids, xb),
             "lists": len(grouped_lists),
             "lists_after_failed_run_unchanged": written(spark, str(work / "related"))
