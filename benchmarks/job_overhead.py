@@ -11,7 +11,9 @@ measures the second day: each daily job as its own spark-submit (through
 benchmarks/overhead_probe.py, which times its phases), and three references run the same way
 with the same --conf and jars: an empty script, a script that only builds the jobs'
 SparkSession, and the ladder of first-time costs (first Hive call, first Delta read, Python
-workers, torch import, model load). Variants (a source tree, extra --conf, extra driver JVM
+workers, torch import, model load). `--references scale:ROWS --jobs ''` measures instead
+the JVM-bound work of a big day (Delta write, window, join), for JVM options that help small
+days and might slow big ones. Variants (a source tree, extra --conf, extra driver JVM
 options) run back to back for every item, their order alternating between repeats, so that
 the noise of a shared machine falls on all of them alike; the figures are medians.
 Raw runs go to `<out>/job_overhead.jsonl`, the summary to `<out>/job_overhead.json` and the
@@ -145,6 +147,8 @@ def item_command(item: str, work: Path, variant: Variant) -> tuple[Path, list[st
         return probe, ["session"]
     if item == "ladder":
         return probe, ["ladder", str(work / "lake/note_embeddings"), str(work / "models/base")]
+    if item.startswith("scale"):  # scale:ROWS
+        return probe, ["scale", item.partition(":")[2] or "2000000", str(work / "scale_table")]
     return probe, ["job", item, *job_flags(work, DAY)[item]]
 
 

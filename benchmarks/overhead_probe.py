@@ -4,6 +4,7 @@ session alone, or the ladder of first-time costs.
     spark-submit benchmarks/overhead_probe.py job NAME FLAGS...   # jobs/NAME.py's main(FLAGS)
     spark-submit benchmarks/overhead_probe.py session             # build the session, stop
     spark-submit benchmarks/overhead_probe.py ladder TABLE MODEL  # first Hive call, ...
+    spark-submit benchmarks/overhead_probe.py scale ROWS DIR      # JVM-bound work of a big day
 
 Phases go as JSON to $OVERHEAD_PHASES: (name, start, end, depth) with times in seconds since
 $OVERHEAD_T0, the epoch at which the benchmark started spark-submit; so `python_start` is
@@ -148,6 +149,36 @@ def run_ladder(table: str, model_dir: str) -> int:
     return 0
 
 
+def run_scale(rows: str, table: str) -> int:
+    """The JVM side of a big day, with the daily jobs' shapes: write `rows` embedding-like
+    rows (64 floats) to Delta, read them back, keep the newest row per note (a window) and
+    join the result to itself; the seconds of that work, without the start-up."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from notellm2_udf.spark.session import SparkSettings, build_spark_session
+
+    spark = build_spark_session(SparkSettings(app_name="overhead scale"))
+    started = time.time() - T0
+    (spark.range(int(rows), numPartitions=8)
+     .select((F.col("id") % (int(rows) // 2)).cast("string").alias("note_id"),
+             F.lit("2026-11-25").alias("dt"), F.col("id").alias("version"),
+             F.expr("transform(sequence(1, 64), i -> cast(rand(i) as float))")
+             .alias("embedding"))
+     .write.format("delta").mode("overwrite").save(table))
+    mark("scale_write", started)
+    started = time.time() - T0
+    newest = Window.partitionBy("note_id").orderBy(F.col("version").desc())
+    latest_df = (spark.read.format("delta").load(table)
+                 .withColumn("rank", F.row_number().over(newest)).where("rank = 1"))
+    pairs = latest_df.alias("a").join(latest_df.alias("b"), "note_id").agg(
+        F.count(F.lit(1)), F.sum(F.col("a.embedding")[0] * F.col("b.embedding")[0])).first()
+    mark("scale_read_window_join", started)
+    EVENTS.append(("scale_rows", 0.0, float(pairs[0]), 1))
+    spark.stop()
+    return 0
+
+
 def main(argv: list[str]) -> int:
     mode, *rest = argv
     try:
@@ -157,6 +188,8 @@ def main(argv: list[str]) -> int:
             return run_session()
         if mode == "ladder":
             return run_ladder(*rest)
+        if mode == "scale":
+            return run_scale(*rest)
         raise SystemExit(f"unknown mode {mode}")
     finally:
         if os.environ.get("OVERHEAD_PHASES"):
