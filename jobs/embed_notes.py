@@ -99,13 +99,17 @@ def run(spark: SparkSession, settings: EmbedSettings, summary: JobSummary) -> No
 
 def _summarise(summary: JobSummary, spark: SparkSession, settings: EmbedSettings,
                model: PinnedModel, counts: DayCounts) -> None:
-    # One row per error stage (at most six): a bounded collect.
-    errors = {row["stage"]: row["count"] for row in spark.read.format("delta")
-              .load(settings.errors)
-              .where((F.col("dt") == settings.date) & (F.col("model_version") == model.version))
-              .groupBy("stage").count().collect()}
-    rows_in = (spark.read.format("delta").load(settings.notes)
-               .where(F.col("dt") == settings.date).count())
+    # One Spark action for both tables: the day's notes, and its errors by stage (at most
+    # six rows, a bounded collect).
+    day = F.col("dt") == settings.date
+    notes_df = (spark.read.format("delta").load(settings.notes).where(day)
+                .select(F.lit("notes").alias("table"), F.lit(None).cast("string").alias("stage")))
+    errors_df = (spark.read.format("delta").load(settings.errors)
+                 .where(day & (F.col("model_version") == model.version))
+                 .select(F.lit("errors").alias("table"), "stage"))
+    counted = notes_df.unionByName(errors_df).groupBy("table", "stage").count().collect()
+    errors = {row["stage"]: row["count"] for row in counted if row["table"] == "errors"}
+    rows_in = sum(row["count"] for row in counted if row["table"] == "notes")
     summary.add("date", settings.date)
     summary.add("rows_in", rows_in)
     if rows_in == 0:

@@ -19,6 +19,10 @@ def add_arguments(defaults: argparse.ArgumentParser) -> None:
                                "embedded Derby")
     defaults.add_argument("--metastore-port", type=int, default=None,
                           help="port of the metastore server (default 1527)")
+    defaults.add_argument("--quick-jit", action="store_true",
+                          help="stop the driver JVM's JIT at C1: seconds less per spark-submit "
+                               "of a small day, JVM-bound work of big days slower "
+                               "(docs/BENCHMARKS.md)")
     defaults.add_argument("--write", action="store_true",
                           help="write it where spark-submit reads it instead of printing")
 
@@ -46,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"notellm2 spark-defaults: {err}", file=sys.stderr)
             return 2
     text = format_spark_defaults(
-        local_spark_defaults(jars, args.lakehouse, sys.executable, metastore))
+        local_spark_defaults(jars, args.lakehouse, sys.executable, metastore,
+                             quick_jit=args.quick_jit))
     if not args.write:
         print(text, end="")
         return 0

@@ -30,21 +30,25 @@ def publication_record(related_df: DataFrame, embeddings_df: DataFrame, errors_d
     if len(versions) > 1:
         raise JobInputError(f"related_notes dt={day} mixes model versions "
                             f"{sorted(versions)}: rerun the day")
-    # Bounded: the distinct model versions and run ids of one day (one each when it is
-    # publishable).
+    # One Spark action for both tables (each action on a small day costs more in fixed
+    # overhead than in work): rows per (table, model_version, run_id), bounded by the
+    # distinct versions and runs of one day (one each when it is publishable).
+    groups = [(row["embedded"], row["model_version"], row["run_id"] or "", row["count"])
+              for row in embeddings_df.select(F.lit(True).alias("embedded"), "model_version",
+                                              "run_id")
+              .unionByName(errors_df.select(F.lit(False).alias("embedded"), "model_version",
+                                            "run_id"))
+              .groupBy("embedded", "model_version", "run_id").count().collect()]
     if not versions:  # no lists: the version of whatever the day's embedding run wrote
-        versions = sorted(row[0] for row in embeddings_df.select("model_version").unionByName(
-            errors_df.select("model_version")).where("model_version IS NOT NULL")
-            .distinct().collect())[-1:]
+        versions = sorted({group[1] for group in groups if group[1] is not None})[-1:]
     version = versions[0] if versions else None
     if version is not None:
-        embeddings_df = embeddings_df.where(F.col("model_version") == version)
         # Rows written before versions keyed the errors have none.
-        errors_df = errors_df.where((F.col("model_version") == version)
-                                    | F.col("model_version").isNull())
-    embedded, errors = embeddings_df.count(), errors_df.count()
-    runs = sorted({row[0] or "" for row in embeddings_df.select("run_id").unionByName(
-        errors_df.select("run_id")).distinct().collect()})
+        groups = [group for group in groups
+                  if group[1] == version or (not group[0] and group[1] is None)]
+    embedded = sum(count for is_embedding, _, _, count in groups if is_embedding)
+    errors = sum(count for is_embedding, _, _, count in groups if not is_embedding)
+    runs = sorted({run for _, _, run, _ in groups})
     if len(runs) > 1:
         raise JobInputError(f"note_embeddings and embedding_errors of dt={day} (model "
                             f"{version}) were written by different runs {runs}: rerun "

@@ -7,7 +7,6 @@ from pathlib import Path
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.utils import AnalysisException
 
 from notellm2_udf.days import validate_day
 from schemas import DATABASE, TableSpec
@@ -99,35 +98,36 @@ def read_day(spark: SparkSession, location: str, day: str) -> DataFrame:
 
 
 def register_table(spark: SparkSession, spec: TableSpec, location: str) -> None:
-    """Register `notellm2.<name>` as an external Delta table at `location`.
+    """Register `notellm2.<name>` as an external Delta table at `location` (where the job
+    has just written it).
 
     An existing registration pointing elsewhere, or at a location whose data was deleted,
     is re-pointed; dropping an external table leaves its data alone.
     """
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
     location = _absolute_location(location)
-    current = _registered_location(spark, spec.qualified_name)
-    if current is not None:
-        if current.rstrip("/") == location.rstrip("/"):
-            return
+    current = _registered_location(spark, spec)
+    if current is not None and current.rstrip("/") == location.rstrip("/"):
+        return
+    if current is None:
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
+    else:
         spark.sql(f"DROP TABLE {spec.qualified_name}")
     spark.sql(
         f"CREATE TABLE {spec.qualified_name} USING DELTA LOCATION {_sql_string(location)}"
     )
 
 
-def _registered_location(spark: SparkSession, qualified_name: str) -> str | None:
-    """Where the table is registered; None if it is not; "" if its data is gone (Delta
-    refuses to look up a registration whose directory was deleted)."""
-    try:
-        if not spark.catalog.tableExists(qualified_name):
-            return None
-        location = spark.sql(f"DESCRIBE DETAIL {qualified_name}").first()["location"]
-    except AnalysisException as err:
-        if err.getCondition() != "DELTA_PATH_DOES_NOT_EXIST":
-            raise
-        return ""
-    return _absolute_location(location)
+def _registered_location(spark: SparkSession, spec: TableSpec) -> str | None:
+    """Where the metastore says the table is; None if it is not registered.
+
+    Asked of the session's external catalog, the metastore alone: `DESCRIBE DETAIL` would
+    also read the Delta log (a Spark job, the larger share of a small day's registration)
+    and fails when the data at the registered location was deleted.
+    """
+    catalog = spark._jsparkSession.sessionState().catalog().externalCatalog()
+    if not catalog.databaseExists(DATABASE) or not catalog.tableExists(DATABASE, spec.name):
+        return None
+    return _absolute_location(catalog.getTable(DATABASE, spec.name).location().toString())
 
 
 def _absolute_location(location: str) -> str:

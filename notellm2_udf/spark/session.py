@@ -43,6 +43,13 @@ PROJECT_DEFAULTS: Mapping[str, str] = {
 }
 
 
+# The driver JVM's JIT stops at C1: a spark-submit of a small day spends seconds of its two
+# cores compiling hot code with C2 that it then barely runs (docs/BENCHMARKS.md, "Fixed cost
+# of a daily job"). In local mode the driver JVM runs the tasks too, so JVM-bound work of a
+# big day runs C1 code: opt in (`notellm2 spark-defaults --quick-jit`) for small days only.
+QUICK_JIT_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
+
+
 @dataclass(frozen=True)
 class SparkSettings:
     """How to build the session. `overrides` win over everything, including `--conf`."""
@@ -115,15 +122,20 @@ def read_spark_defaults(conf_dir: Path) -> dict[str, str]:
 
 
 def local_spark_defaults(jars: list[Path], lakehouse_dir: Path, python: str,
-                         metastore: MetastoreEndpoint | None = None) -> dict[str, str]:
+                         metastore: MetastoreEndpoint | None = None, *,
+                         quick_jit: bool = False) -> dict[str, str]:
     """spark-defaults.conf entries for a one-machine installation.
 
     `lakehouse_dir` holds the warehouse and the metastore's Derby database. With `metastore`
     the database is reached through Derby's network server (any number of Spark processes at
-    once); without, it is embedded (one Spark process at a time).
+    once); without, it is embedded (one Spark process at a time). `quick_jit` adds
+    QUICK_JIT_JAVA_OPTIONS to the driver's JVM options.
     """
     lakehouse_dir = lakehouse_dir.resolve()
     jars = [jar.resolve() for jar in jars]
+    metastore_settings = metastore_conf(lakehouse_dir, metastore)
+    if quick_jit:
+        metastore_settings["spark.driver.extraJavaOptions"] += " " + QUICK_JIT_JAVA_OPTIONS
     # The driver's classpath too: the SQL server's session threads and the metastore client
     # load classes from it, not from spark.jars' class loader.
     driver_classpath = [str(jar) for jar in jars]
@@ -133,7 +145,7 @@ def local_spark_defaults(jars: list[Path], lakehouse_dir: Path, python: str,
         "spark.jars": ",".join(str(jar) for jar in jars),
         "spark.driver.extraClassPath": ":".join(driver_classpath),
         **PROJECT_DEFAULTS,
-        **metastore_conf(lakehouse_dir, metastore),
+        **metastore_settings,
         "spark.pyspark.python": python,
         "spark.pyspark.driver.python": python,
         # Two cores, small tables: Spark's cluster-sized defaults only add empty tasks.

@@ -132,3 +132,14 @@ def test_sql_server_command_reports_a_server_that_does_not_run(tmp_path):
     stop = run_process(command[:2] + ["stop"] + command[2:], dict(os.environ))
     assert stop.returncode == 0 and stop.stdout.strip() == "sql-server: was not running"
     assert not (tmp_path / f"sql-server-{port}.pid").exists()
+
+
+def test_quick_jit_adds_its_option_to_the_drivers_java_options(tmp_path):
+    jars = [tmp_path / "delta-spark.jar"]
+    plain = local_spark_defaults(jars, tmp_path / "lake", "/py")
+    quick = local_spark_defaults(jars, tmp_path / "lake", "/py", quick_jit=True)
+    derby_log = f"-Dderby.stream.error.file={(tmp_path / 'lake' / 'derby.log').resolve()}"
+    assert plain["spark.driver.extraJavaOptions"] == derby_log
+    assert quick["spark.driver.extraJavaOptions"] == f"{derby_log} -XX:TieredStopAtLevel=1"
+    assert {k: v for k, v in quick.items() if k != "spark.driver.extraJavaOptions"} == {
+        k: v for k, v in plain.items() if k != "spark.driver.extraJavaOptions"}
