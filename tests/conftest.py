@@ -110,6 +110,12 @@ def sample_locations(spark, tmp_path_factory) -> tuple[str, str]:
     return sample_tables(spark, tmp_path_factory.mktemp("training-sample"))
 
 
+@pytest.fixture
+def index_paths(tmp_path):
+    """(embeddings, index-dir, related) locations of one index test."""
+    return tmp_path / "note_embeddings", tmp_path / "index", str(tmp_path / "related_notes")
+
+
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_checkpoint):
     from notellm2_udf.inference.encoder import Encoder

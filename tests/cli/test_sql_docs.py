@@ -16,7 +16,8 @@ from notellm2_udf.services.daemons import free_port
 from notellm2_udf.services.sql_server import SqlServer, beeline_command
 from notellm2_udf.serving.publication import publication_record, update_table_properties
 from notellm2_udf.spark.delta_io import read_day
-from tests.related_fixtures import (
+from tests.support.processes import REPO_ROOT, private_install_env
+from tests.support.related_world import (
     DAYS,
     HOSTILE_ID,
     HOSTILE_TITLE,
@@ -25,7 +26,6 @@ from tests.related_fixtures import (
     TOP_K,
     shared_world,
 )
-from tests.support.processes import REPO_ROOT, private_install_env
 
 SQL_DOC = REPO_ROOT / "docs" / "SQL.md"
 DAY = DAYS[1]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from jobs import related_notes
 from notellm2_udf.files.remote_files import default_cache_dir
-from tests.index.conftest import clustered_vectors, embeddings_pdf, read_related, write_embeddings
-from tests.index.test_jobs import DAY, assert_same_related, build, ids, relate
+from tests.support.index_runs import DAY, assert_same_related, build, ids, relate
+from tests.support.vectors import clustered_vectors, embeddings_pdf, read_related, write_embeddings
 
 
 def test_related_notes_from_a_file_uri_equal_those_from_the_path(spark, index_paths):

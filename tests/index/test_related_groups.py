@@ -10,9 +10,9 @@ from notellm2_udf.index.layout import read_manifest
 from notellm2_udf.index.loaded import ID_BYTES_PER_NOTE, entry_bytes, shard_groups
 from notellm2_udf.index.manifest import ShardEntry
 from notellm2_udf.index.related import related_notes_df
-from tests.index.conftest import clustered_vectors, embeddings_pdf, exact_related, write_embeddings
-from tests.index.test_jobs import DAY, build, ids
+from tests.support.index_runs import DAY, build, ids
 from tests.support.tolerances import SCORE_ATOL
+from tests.support.vectors import clustered_vectors, embeddings_pdf, exact_related, write_embeddings
 
 
 def test_shards_are_grouped_in_order_within_the_budget():

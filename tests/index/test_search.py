@@ -7,8 +7,8 @@ import pytest
 from notellm2_udf.index.params import choose_params
 from notellm2_udf.index.search import coarse_assignment, merge_topk, search_shards
 from notellm2_udf.index.shards import fill_shard, train_index
-from tests.index.conftest import clustered_vectors
 from tests.support.tolerances import SCORE_ATOL
+from tests.support.vectors import clustered_vectors
 
 
 def shard_set(xb, trained, num_shards):

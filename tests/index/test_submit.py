@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 
 from jobs import build_index
-from tests.index.conftest import clustered_vectors, embeddings_pdf, read_related, write_embeddings
 from tests.support.processes import REPO_ROOT
+from tests.support.vectors import clustered_vectors, embeddings_pdf, read_related, write_embeddings
 
 DAY = "2026-11-24"
 

@@ -1,5 +1,5 @@
 """The checks of a day of related notes and its sampled recall, on a world whose right answers
-are known (tests/related_fixtures.py: exact lists, one hostile note, two days)."""
+are known (tests/support/related_world.py: exact lists, one hostile note, two days)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 
 from notellm2_udf.index.recall import sampled_recall_of_day
 from notellm2_udf.index.validation import check_counts, window_embeddings
-from tests.related_fixtures import DAYS, HOSTILE_ID, TOP_K, day_frames, shared_world
+from tests.support.related_world import DAYS, HOSTILE_ID, TOP_K, day_frames, shared_world
 
 DAY = DAYS[1]
 

@@ -20,7 +20,7 @@ from notellm2_udf.report.content import (
     thumbnail_data_uri,
 )
 from notellm2_udf.report.html import render_report
-from tests.related_fixtures import (
+from tests.support.related_world import (
     BAD_IMAGE_ID,
     DAYS,
     HOSTILE_ID,

@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 
 from jobs import publish, validate_related
 from notellm2_udf.job.runtime import JobInputError
-from tests.related_fixtures import DAYS, MODEL_VERSION, RUN_ID, TOP_K, day_frames, shared_world
+from tests.support.related_world import DAYS, MODEL_VERSION, RUN_ID, TOP_K, day_frames, shared_world
 
 DAY = DAYS[1]
 

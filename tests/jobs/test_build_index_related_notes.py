@@ -9,48 +9,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from jobs import build_index, related_notes
+from jobs import related_notes
 from notellm2_udf.index.layout import read_manifest
 from notellm2_udf.index.manifest import Completeness
 from notellm2_udf.spark.session import session_conf
-from tests.index.conftest import (
+from tests.support.index_runs import DAY, assert_same_related, build, ids, relate
+from tests.support.vectors import (
     clustered_vectors,
     embeddings_pdf,
     exact_related,
     read_related,
     write_embeddings,
 )
-from tests.support.tolerances import SCORE_ATOL
-
-DAY = "2026-11-24"
-
-
-def build(paths, *extra, day=DAY):
-    embeddings, index_dir, _ = paths
-    return build_index.main(["--date", day, "--embeddings", str(embeddings),
-                             "--index-dir", str(index_dir), *extra])
-
-
-def relate(paths, *extra, day=DAY):
-    """related_notes; the recall sample (three more Spark jobs) only where a test asks."""
-    embeddings, index_dir, related = paths
-    if "--recall-sample" not in extra:
-        extra = ("--recall-sample", "0", *extra)
-    return related_notes.main(["--date", day, "--embeddings", str(embeddings),
-                               "--index-dir", str(index_dir), "--related", related, *extra])
-
-
-def ids(n, prefix="n"):
-    return [f"{prefix}{i:05d}" for i in range(n)]
-
-
-def assert_same_related(found, expected):
-    """Same ids in the same order; scores equal up to summation order."""
-    assert sorted(found) == sorted(expected)
-    for note_id, pairs in expected.items():
-        assert [other for other, _ in found[note_id]] == [other for other, _ in pairs], note_id
-        np.testing.assert_allclose([s for _, s in found[note_id]], [s for _, s in pairs],
-                                   atol=SCORE_ATOL)
 
 
 def test_sharded_exact_related_notes_equal_brute_force(spark, index_paths):

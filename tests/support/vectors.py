@@ -1,4 +1,5 @@
-"""Synthetic note embeddings: unit vectors around a few cluster centres, as Delta tables."""
+"""Synthetic note embeddings: unit vectors around a few cluster centres, their exact related
+notes, and note_embeddings / related_notes Delta tables of them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from schemas import NOTE_EMBEDDINGS
 
@@ -57,9 +57,3 @@ def read_related(spark, location: str, day: str) -> dict[str, list[tuple[str, fl
         raise AssertionError("ranks are not 1..n per note")
     return {note_id: list(zip(group["related_note_id"], group["score"]))
             for note_id, group in pdf.groupby("note_id")}
-
-
-@pytest.fixture
-def index_paths(tmp_path):
-    """(embeddings, index-dir, related) locations of one test."""
-    return tmp_path / "note_embeddings", tmp_path / "index", str(tmp_path / "related_notes")
