@@ -107,6 +107,7 @@ def _summarise(summary: JobSummary, spark: SparkSession, settings: EmbedSettings
     errors_df = (spark.read.format("delta").load(settings.errors)
                  .where(day & (F.col("model_version") == model.version))
                  .select(F.lit("errors").alias("table"), "stage"))
+    # Bounded: one row for the notes and one per error stage (a handful of stages).
     counted = notes_df.unionByName(errors_df).groupBy("table", "stage").count().collect()
     errors = {row["stage"]: row["count"] for row in counted if row["table"] == "errors"}
     rows_in = sum(row["count"] for row in counted if row["table"] == "notes")

@@ -110,6 +110,23 @@ def sample_locations(spark, tmp_path_factory) -> tuple[str, str]:
     return sample_tables(spark, tmp_path_factory.mktemp("training-sample"))
 
 
+@pytest.fixture(scope="module")
+def related_world(spark, tmp_path_factory):
+    """The known related-notes world (tests/support/related_world.py), written once per
+    session and registered again for each module that uses it."""
+    from tests.support.related_world import shared_world
+
+    return shared_world(spark, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def related_frames(spark, related_world):
+    """That world's tables on its second day, as validate_related reads them."""
+    from tests.support.related_world import DAYS, day_frames
+
+    return day_frames(spark, related_world, DAYS[1])
+
+
 @pytest.fixture
 def index_paths(tmp_path):
     """(embeddings, index-dir, related) locations of one index test."""

@@ -10,6 +10,7 @@ from jobs import evaluate
 from notellm2_udf.evaluation.recall import select_test_pairs
 from notellm2_udf.settings.declared import parse_settings
 from schemas import NOTES
+from tests.support.training_data import contract_pairs_copy
 
 
 def test_with_inputs_blanks_text_or_image(spark):
@@ -81,10 +82,7 @@ def test_a_table_of_exactly_the_contract_columns_and_only_the_test_period_evalua
         spark, tiny_checkpoint, sample_locations, tmp_path):
     """note_id, related_note_id, score, dt (no pair_kind), all of it the test period."""
     notes_uri, pairs_uri = sample_locations
-    real_uri = str(tmp_path / "real_pairs")
-    (spark.read.format("delta").load(pairs_uri).where("dt = '2026-11-21'")
-     .select("note_id", "related_note_id", "score", "dt")
-     .write.format("delta").partitionBy("dt").save(real_uri))
+    real_uri = contract_pairs_copy(spark, pairs_uri, str(tmp_path / "real_pairs"), "2026-11-21")
     report = tmp_path / "report"
     code = evaluate.main(["--pairs", real_uri, "--notes", notes_uri, "--model",
                           str(tiny_checkpoint),

@@ -3,6 +3,7 @@
 import json
 
 from jobs import train
+from tests.support.training_data import contract_pairs_copy
 
 
 def _args(sample_locations, model_dir, output, *extra):
@@ -42,10 +43,7 @@ def test_a_pairs_table_of_exactly_the_contract_columns_trains(
         spark, sample_locations, tiny_checkpoint, tmp_path):
     """note_id, related_note_id, score, dt: no pair_kind (a sample-data-only column)."""
     notes_uri, pairs_uri = sample_locations
-    real_uri = str(tmp_path / "real_pairs")
-    (spark.read.format("delta").load(pairs_uri)
-     .select("note_id", "related_note_id", "score", "dt")
-     .write.format("delta").partitionBy("dt").save(real_uri))
+    real_uri = contract_pairs_copy(spark, pairs_uri, str(tmp_path / "real_pairs"))
     output = tmp_path / "run"
     assert train.main(_args((notes_uri, real_uri), tiny_checkpoint, output,
                             "--stop-at-step", "1")) == 0

@@ -27,3 +27,14 @@ def sample_tables(spark, root: Path) -> tuple[str, str]:
     for frame, location in zip(sample_frames(spark), locations):
         frame.write.format("delta").partitionBy("dt").save(location)
     return locations
+
+
+def contract_pairs_copy(spark, pairs_location: str, location: str, day: str | None = None) -> str:
+    """A copy of the sample pairs with exactly the contract columns (no pair_kind, a
+    sample-data-only column), only `day` when given; its location."""
+    pairs_df = spark.read.format("delta").load(pairs_location)
+    if day:
+        pairs_df = pairs_df.where(pairs_df.dt == day)
+    (pairs_df.select("note_id", "related_note_id", "score", "dt")
+     .write.format("delta").partitionBy("dt").save(location))
+    return location
