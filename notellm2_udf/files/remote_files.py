@@ -32,9 +32,11 @@ import fcntl
 import hashlib
 import logging
 import os
+import random
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import IO
 
@@ -133,12 +135,22 @@ def fetch(location: str, *, version: str | None = None, cache_dir: Path | None =
 
 
 def _hold(location: str, files: list[tuple[str, int, int]], target: Path) -> tuple[IO, bool]:
-    """(lock file holding a shared lock on `target`, whether this call copied it there)."""
-    lock = _lock(_lock_path(target), fcntl.LOCK_SH)
-    if target.is_dir():
-        return lock, False
-    lock.close()
-    lock = _lock(_lock_path(target), fcntl.LOCK_EX)
+    """(lock file holding a shared lock on `target`, whether this call copied it there).
+
+    The exclusive lock is only ever tried, never waited for: whoever copied keeps a shared
+    lock for as long as it uses the copy, so a worker waiting for the exclusive one would wait
+    forever once the copy is done. A worker that does not get it (another one is copying, or
+    checking) looks again: a blocking shared lock waits out a copy in progress.
+    """
+    while True:
+        lock = _lock(_lock_path(target), fcntl.LOCK_SH)
+        if target.is_dir():
+            return lock, False
+        lock.close()
+        lock = _lock(_lock_path(target), fcntl.LOCK_EX, wait=False)
+        if lock is not None:
+            break
+        time.sleep(random.uniform(0.01, 0.05))  # apart, so that one of them gets it
     try:
         copied = not target.is_dir()  # another worker may have copied it while we waited
         if copied:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import threading
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,24 @@ def test_concurrent_workers_copy_once(model_dir, tmp_path):
         (str(cache / results[0][0].rsplit("/", 1)[1]), 3_000_000)}
     assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == \
         [Path(results[0][0]).name]  # no temporary directory left behind
+
+
+def test_threads_of_one_worker_copy_once_and_none_waits_forever(model_dir, tmp_path):
+    """The copier keeps its shared lock while it uses the copy: a thread that had queued for
+    the exclusive lock behind it used to wait for ever (the S3 test hung on this in CI)."""
+    cache = tmp_path / "cache"
+    results = []
+    # Daemon threads: a stuck one fails the test instead of hanging the run at exit.
+    threads = [threading.Thread(target=lambda: results.append(
+        fetch(model_dir.as_uri(), cache_dir=cache)), daemon=True) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(_WAIT_S)
+    assert len(results) == 6, "a thread is still waiting for the lock"
+    assert sum(copied for _, copied in results) == 1
+    assert {path for path, _ in results} == {cache / results[0][0].name}
+    assert (results[0][0] / "model.safetensors").stat().st_size == 3_000_000
 
 
 def _new_version(model_dir: Path, size: int) -> None:
