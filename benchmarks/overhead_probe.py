@@ -163,7 +163,10 @@ def run_scale(rows: str, table: str) -> int:
     (spark.range(int(rows), numPartitions=8)
      .select((F.col("id") % (int(rows) // 2)).cast("string").alias("note_id"),
              F.lit("2026-11-25").alias("dt"), F.col("id").alias("version"),
-             F.expr("transform(sequence(1, 64), i -> cast(rand(i) as float))")
+             # A seed must be a constant (Spark 4 refuses rand(i) in a lambda): the floats
+             # are the row's hash per position, scaled into [-1, 1].
+             F.expr("transform(sequence(1, 64), i -> cast(hash(id, i) / 2147483648.0 "
+                    "as float))")
              .alias("embedding"))
      .write.format("delta").mode("overwrite").save(table))
     mark("scale_write", started)

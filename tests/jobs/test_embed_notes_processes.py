@@ -30,9 +30,11 @@ def test_executors_load_the_model_once_and_survive_a_killed_worker(
     env, _ = private_install
     report = script_result(run_process(
         [sys.executable, str(SCRIPTS / "embed_on_cluster.py"), sample_notes_location, DAY,
-         str(tiny_checkpoint), str(tmp_path / "killed.marker")], env, timeout=600))
+         str(tiny_checkpoint), str(tmp_path / "killed.marker"), str(tmp_path / "table")],
+        env, timeout=600))
     clean, killed = report["clean"], report["killed_once"]
 
+    assert report["executors"] == 2
     pids = {row[4] for row in clean}
     assert len(pids) == 2, "two executors, each with its own Python worker"
     assert {row[5] for row in clean} == {1}, "each worker loaded the model exactly once"
@@ -40,6 +42,8 @@ def test_executors_load_the_model_once_and_survive_a_killed_worker(
     notes = day_notes_pdf.set_index("note_id").loc[[row[0] for row in clean]].reset_index()
     direct, _ = tiny_encoder.encode(notes)
     np.testing.assert_allclose(np.array([row[1] for row in clean]), direct, atol=EMBEDDING_ATOL)
+
+    assert report["delta_rows"] == sorted([row[0], row[3]] for row in clean)
 
     assert report["killed_pid"] not in {row[4] for row in killed}
     assert [row[:4] for row in killed] == [row[:4] for row in clean]
@@ -89,12 +93,15 @@ def test_without_a_gpu_tasks_use_the_cpu(spark):
     assert devices == ["cpu", "cpu"]
 
 
+@pytest.mark.slow
 def test_a_day_of_large_screenshots_embeds_under_a_python_worker_memory_limit(
         private_install, tiny_checkpoint, tmp_path, spark_submit):
     """24 PNG screenshots of 7.7 megapixels (23 MB each decoded) in one Arrow batch, with the
     Python worker limited to 4500 MiB of address space (torch alone maps about 3.2 GiB).
     Each image is resized right after decoding, so the worker holds one original at a time;
-    the release before held a whole chunk's originals and died here with MemoryError."""
+    the release before held a whole chunk's originals and died here with MemoryError.
+    Slow (two minutes), like the index's memory-limit test; the default suite checks the
+    resize right after decoding on the processor (tests/model/test_processor.py)."""
     env, _ = private_install
     report = script_result(run_process(
         [str(spark_submit), "--master", "local[1]",

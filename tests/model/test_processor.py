@@ -184,3 +184,29 @@ def test_pixels_stay_uint8_until_collate_normalises_them_like_the_image_processo
     # The note without an image gets the authors' zero tensor, in its row.
     assert torch.equal(inputs["pixel_values"],
                        torch.stack([normalised[0], torch.zeros_like(normalised[0]), normalised[1]]))
+
+
+def test_each_image_is_resized_right_after_its_decoding(tiny_processor, monkeypatch):
+    """Originals are freed as soon as they are resized: preparing a batch holds one decoded
+    original per decoding thread, never the batch's (what lets a day of large screenshots
+    embed under a worker memory limit; the slow spark-submit test shows that end to end)."""
+    import weakref
+
+    from notellm2_udf.model import processor as processor_module
+
+    live, most_live = set(), [0]
+
+    def tracked_decode(*args, **kwargs):
+        image = decode_image(*args, **kwargs)
+        live.add(id(image))
+        weakref.finalize(image, live.discard, id(image))
+        most_live[0] = max(most_live[0], len(live))
+        return image
+
+    monkeypatch.setattr(processor_module, "decode_image", tracked_decode)
+    notes_pdf = notes_frame([{"title": f"shot {i}", "image": image_bytes(i, size=(600, 800))}
+                             for i in range(8)])
+    prepared = tiny_processor.prepare_notes(notes_pdf)
+    assert prepared.image_ok.all() and most_live[0] == 1
+    size = tiny_processor.image_size
+    assert tuple(prepared.pixel_values.shape) == (8, 3, size, size)

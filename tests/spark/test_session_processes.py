@@ -1,16 +1,22 @@
-"""Spark the way users run it: separate processes, spark-submit, spark-sql, local-cluster."""
+"""Spark the way users run it: separate processes, spark-submit, spark-sql.
+
+The local-cluster run (two executor JVMs, each with its Python workers, writing Delta) is
+tests/jobs/test_embed_notes_processes.py's, with the embedding UDF on it."""
 
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
 from tests.support.processes import BIN, SCRIPTS, process_env, run_process
 
 
+@pytest.mark.slow
 def test_table_registered_by_one_process_is_queried_by_name_from_spark_sql(private_install):
+    """Slow (two JVMs, about a minute). The default suite registers and re-points tables by
+    name in its own session (tests/test_schemas.py); spark-sql beside another process on
+    the shared metastore server is tests/services/test_metastore.py's slow test."""
     env, root = private_install
     sample = run_process([str(BIN / "notellm2"), "sample-data", "--out", str(root / "data"),
                    "--start-date", "2026-11-24", "--days", "1", "--notes-per-day", "12"], env)
@@ -46,16 +52,3 @@ def test_missing_delta_jars_give_a_clear_error(tmp_path):
     assert result.returncode != 0
     # spark-submit forwards the Python driver's stderr to its own stdout.
     assert "Delta Lake jars are not on Spark's classpath: run `make setup`" in result.stdout
-
-
-@pytest.mark.cluster
-def test_local_cluster_runs_tasks_in_two_executors(private_install, tmp_path):
-    env, _ = private_install
-    result = run_process([sys.executable, str(SCRIPTS / "local_cluster_smoke.py"),
-                   str(tmp_path / "table")], env, timeout=400)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(next(line for line in result.stdout.splitlines()
-                             if line.startswith("RESULT "))[7:])
-    assert report["executors"] == 2
-    assert len(report["pids"]) == 2
-    assert report["rows"] == [[v, v * v] for v in range(8)]

@@ -1,8 +1,10 @@
 """Run with the venv's python: the embedding UDF on local-cluster[2,1,1024], twice.
 
-argv: notes_location day model_dir marker_path. Prints one JSON line with the rows of a
-clean run and of a run whose Python worker is SIGKILLed in the middle of a partition once
-(after its first batch), which Spark's task retry must absorb.
+argv: notes_location day model_dir marker_path table_path. Prints one JSON line with the
+rows of a clean run and of a run whose Python worker is SIGKILLed in the middle of a
+partition once (after its first batch), which Spark's task retry must absorb; the number of
+executors; and the clean run's ids and flags written to a Delta table by the executors and
+read back (the Delta jars reach the executor JVMs).
 """
 
 import json
@@ -19,7 +21,7 @@ from notellm2_udf.model.version import model_version
 from notellm2_udf.registry.versions import PinnedModel
 from notellm2_udf.spark.session import SparkSettings, build_spark_session
 
-notes_location, day, model_dir, marker = sys.argv[1:5]
+notes_location, day, model_dir, marker, table = sys.argv[1:6]
 
 
 class KilledOnSecondBatch:
@@ -53,5 +55,11 @@ runs = {}
 for name, factory in (("clean", load_encoder), ("killed_once", KilledOnSecondBatch)):
     rows = encode_notes(notes_df, model, settings, factory).select(*columns).collect()
     runs[name] = [list(row) for row in sorted(rows, key=lambda row: row.note_id)]
-print("RESULT " + json.dumps({**runs, "killed_pid": int(Path(marker).read_text())}))
+written = spark.createDataFrame([(row[0], row[3]) for row in runs["clean"]],
+                                "note_id string, image_ok boolean")
+written.repartition(2).write.format("delta").mode("overwrite").save(table)
+read_back = sorted([list(row) for row in spark.read.format("delta").load(table).collect()])
+executors = spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1
+print("RESULT " + json.dumps({**runs, "killed_pid": int(Path(marker).read_text()),
+                              "executors": executors, "delta_rows": read_back}))
 spark.stop()
